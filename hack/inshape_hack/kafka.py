@@ -1,0 +1,166 @@
+"""The Apache Kafka broker in KRaft mode (one node, broker + controller), from Maven Central jars.
+
+`ensure_jars()` resolves hack/kafka/pom.xml with Maven once and caches the jars by version and
+pom hash; `KafkaBroker` formats a data dir and runs `kafka.Kafka` on free loopback ports.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+from inshape_hack.paths import HACK_DIR, cache_dir
+from inshape_hack.ports import free_port, wait_for_port
+from inshape_hack.process import ServiceProcess
+
+POM = HACK_DIR / "kafka" / "pom.xml"
+LOG4J_CONFIG = HACK_DIR / "kafka" / "log4j2.properties"
+
+
+def kafka_version() -> str:
+    match = re.search(r"<kafka.version>([^<]+)</kafka.version>", POM.read_text())
+    if not match:
+        raise RuntimeError(f"{POM} does not set kafka.version")
+    return match.group(1)
+
+
+def ensure_jars() -> Path:
+    """The folder of broker jars, fetched through Maven the first time only."""
+    digest = hashlib.sha256(POM.read_bytes()).hexdigest()[:12]
+    libs = cache_dir() / f"kafka-{kafka_version()}-{digest}" / "libs"
+    if (libs / ".complete").exists():
+        return libs
+    if shutil.which("mvn") is None:
+        raise RuntimeError("Maven (mvn) is needed once to fetch the Kafka broker jars")
+    partial = libs.with_name("libs.partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    started = time.monotonic()
+    subprocess.run(
+        [
+            "mvn", "-q", "-B", "-f", str(POM), "dependency:copy-dependencies",
+            f"-DoutputDirectory={partial}", "-DincludeScope=runtime",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    shutil.rmtree(libs, ignore_errors=True)
+    partial.rename(libs)
+    (libs / ".complete").write_text(f"fetched in {time.monotonic() - started:.1f}s\n")
+    return libs
+
+
+def _cluster_id() -> str:
+    """A KRaft cluster id: a UUID in URL-safe base64 without padding, as kafka-storage makes."""
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+
+def server_properties(data_dir: Path, port: int, controller_port: int) -> str:
+    settings = {
+        "process.roles": "broker,controller",
+        "node.id": "1",
+        "controller.quorum.voters": f"1@127.0.0.1:{controller_port}",
+        "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
+        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
+        "controller.listener.names": "CONTROLLER",
+        "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        "inter.broker.listener.name": "PLAINTEXT",
+        "log.dirs": str(data_dir / "log"),
+        # One node: internal topics cannot be replicated, and few partitions start faster.
+        "offsets.topic.replication.factor": "1",
+        "offsets.topic.num.partitions": "5",
+        "transaction.state.log.replication.factor": "1",
+        "transaction.state.log.min.isr": "1",
+        "share.coordinator.state.topic.replication.factor": "1",
+        "share.coordinator.state.topic.min.isr": "1",
+        "group.initial.rebalance.delay.ms": "0",
+        "num.partitions": "1",
+        "message.max.bytes": str(8 * 1024 * 1024),
+    }
+    return "".join(f"{key}={value}\n" for key, value in settings.items())
+
+
+class KafkaBroker:
+    """One KRaft broker. Keeps its ports across restart() so clients can reconnect."""
+
+    def __init__(self, data_dir: Path, port: int | None = None, heap: str = "1g") -> None:
+        self.data_dir = data_dir
+        self.port = port or free_port()
+        self.controller_port = free_port()
+        self.heap = heap
+        self._process: ServiceProcess | None = None
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def _java(self, libs: Path, main_class: str, *args: str) -> list[str]:
+        return [
+            "java", f"-Xmx{self.heap}", "-Xms256m", "-XX:+UseG1GC",
+            f"-Dlog4j2.configurationFile={LOG4J_CONFIG}",
+            "-cp", f"{libs}/*", main_class, *args,
+        ]
+
+    def start(self, timeout: float = 90.0) -> None:
+        libs = ensure_jars()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        config = self.data_dir / "server.properties"
+        config.write_text(server_properties(self.data_dir, self.port, self.controller_port))
+        if not (self.data_dir / "log" / "meta.properties").exists():
+            subprocess.run(
+                self._java(libs, "kafka.tools.StorageTool", "format",
+                           "-t", _cluster_id(), "-c", str(config)),
+                check=True, capture_output=True,
+            )
+        self._process = ServiceProcess(
+            "kafka", self._java(libs, "kafka.Kafka", str(config)),
+            self.data_dir / "broker.log", dict(os.environ),
+        )
+        self._process.start()
+        try:
+            wait_for_port("127.0.0.1", self.port, timeout, "Kafka broker")
+            self._wait_ready(timeout)
+        except Exception:
+            print(self._process.log_tail())
+            self.stop()
+            raise
+
+    def _wait_ready(self, timeout: float) -> None:
+        """The port opens before the broker has caught up with its metadata; ask it."""
+        from kafka import KafkaAdminClient
+
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                admin = KafkaAdminClient(bootstrap_servers=self.bootstrap_servers,
+                                         request_timeout_ms=5000)
+                admin.list_topics()
+                admin.close()
+                return
+            except Exception:
+                if time.monotonic() > deadline or not self.running():
+                    raise
+                time.sleep(0.5)
+
+    def running(self) -> bool:
+        return self._process is not None and self._process.running()
+
+    def stop(self) -> None:
+        if self._process is not None:
+            self._process.stop(grace=20)
+            self._process = None
+
+    def kill(self) -> None:
+        if self._process is not None:
+            self._process.kill()
+            self._process = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()

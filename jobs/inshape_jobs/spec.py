@@ -1,0 +1,412 @@
+"""The ModelUpdatePolicy spec: one typed model, parsed and validated with errors naming the field.
+
+The dataclasses below are the single source of truth for the API: the operator's CRD schema is
+generated from the same field metadata (`describe`), so the Job, the operator and the CRD agree.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
+
+import yaml
+
+API_GROUP = "inshape.dev"
+API_VERSION = "v1alpha1"
+KIND = "ModelUpdatePolicy"
+
+Strategy = Literal["incremental", "retrain"]
+Metric = Literal["accuracy", "f1_macro", "roc_auc", "rmse", "mae", "r2"]
+RecordFormat = Literal["json"]
+
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+DURATION = r"^([0-9]+(s|m|h|d))+$"
+
+
+class SpecError(ValueError):
+    """A policy that can never work; the message starts with the offending field's path."""
+
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(f"{path}: {message}")
+        self.path = path
+
+
+def doc(text: str, **schema: Any) -> Any:
+    """Field metadata: a description plus OpenAPI keywords (minimum, pattern, ...)."""
+    return {"description": text, "schema": schema}
+
+
+def _opt(text: str, **schema: Any) -> Any:
+    return field(default=None, metadata=doc(text, **schema))
+
+
+@dataclass(frozen=True)
+class WindowSpec:
+    maxRecords: int = field(  # noqa: N815 - API field names are camelCase
+        default=200_000,
+        metadata=doc("Most recent records a retrain refits on.", minimum=100, maximum=50_000_000),
+    )
+
+
+@dataclass(frozen=True)
+class KafkaSourceSpec:
+    topic: str = field(metadata=doc("Topic the records arrive on.", minLength=1, maxLength=249))
+    features: list[str] = field(
+        metadata=doc("Names of the numeric JSON fields used as features, in order.", minItems=1)
+    )
+    bootstrapServers: str | None = _opt(  # noqa: N815
+        "host:port[,host:port]; exactly one of bootstrapServers and strimziCluster.", minLength=1
+    )
+    strimziCluster: str | None = _opt(  # noqa: N815
+        "Name of a Strimzi Kafka resource in the policy's namespace.", pattern=DNS_LABEL
+    )
+    consumerGroup: str | None = _opt(  # noqa: N815
+        "Consumer group whose committed offsets mark what was trained on; "
+        "default inshape-<namespace>-<name>.",
+        minLength=1,
+    )
+    format: RecordFormat = field(default="json", metadata=doc("Record encoding."))
+    label: str = field(default="label", metadata=doc("JSON field holding the label.", minLength=1))
+    maxRecordBytes: int = field(  # noqa: N815
+        default=65_536,
+        metadata=doc("Records larger than this are rejected as oversized.", minimum=16),
+    )
+    deadLetterTopic: str | None = _opt(  # noqa: N815
+        "Topic rejected records are copied to, with the reason in a header.", minLength=1
+    )
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    kafka: KafkaSourceSpec = field(metadata=doc("Kafka topic the training records come from."))
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str = field(
+        metadata=doc("MLflow registered model name.", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    )
+    estimator: str = field(
+        metadata=doc(
+            "Dotted path of a scikit-learn estimator class.",
+            pattern=r"^sklearn(\.[A-Za-z_][A-Za-z0-9_]*)+$",
+        )
+    )
+    params: dict[str, Any] = field(
+        default_factory=dict, metadata=doc("Keyword arguments for the estimator.")
+    )
+    strategy: Strategy = field(
+        default="incremental",
+        metadata=doc("incremental: champion + partial_fit on new data; retrain: refit on a window."),
+    )
+    window: WindowSpec | None = _opt("Bounded window for strategy retrain.")
+    classes: list[int | str] | None = _opt(
+        "All class labels a classifier may see; default: the champion's, else the first chunk's."
+    )
+
+
+@dataclass(frozen=True)
+class TriggerSpec:
+    minNewRecords: int = field(  # noqa: N815
+        default=1000, metadata=doc("Start a run when the group's lag reaches this.", minimum=1)
+    )
+    schedule: str | None = _opt("Cron expression (5 fields) that also starts runs.", minLength=9)
+    maxInterval: str | None = _opt(  # noqa: N815
+        "Start a run when this long has passed since the last one, if any record is pending.",
+        pattern=DURATION,
+    )
+
+
+@dataclass(frozen=True)
+class EvaluationSpec:
+    metric: Metric = field(default="accuracy", metadata=doc("Metric the gate compares."))
+    holdoutFraction: float = field(  # noqa: N815
+        default=0.2,
+        metadata=doc("Share of new records held out for evaluation.", minimum=0.01, maximum=0.9),
+    )
+    maxHoldout: int = field(  # noqa: N815
+        default=50_000,
+        metadata=doc("Cap on held-out records kept (a deterministic sample).", minimum=10),
+    )
+    minHoldout: int = field(  # noqa: N815
+        default=30,
+        metadata=doc("Fewer held-out records than this and the run is rejected.", minimum=1),
+    )
+    minImprovement: float = field(  # noqa: N815
+        default=0.0,
+        metadata=doc("Absolute improvement the candidate must show over the champion.", minimum=0),
+    )
+    minRelativeImprovement: float = field(  # noqa: N815
+        default=0.0,
+        metadata=doc("Improvement relative to the champion's score.", minimum=0, maximum=10),
+    )
+    floor: float | None = _opt(
+        "Worst acceptable candidate score (a minimum, or a maximum for rmse/mae)."
+    )
+    significance: float | None = _opt(
+        "p-value the paired test (McNemar / paired bootstrap) must beat.",
+        minimum=0.0001,
+        maximum=0.5,
+    )
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    deployment: str = field(metadata=doc("Serving Deployment, same namespace.", pattern=DNS_LABEL))
+    container: str | None = _opt("Container to patch; default the first.", pattern=DNS_LABEL)
+    env: str = field(
+        default="MODEL_URI",
+        metadata=doc("Env var holding the model URI.", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$"),
+    )
+
+
+@dataclass(frozen=True)
+class MlflowSpec:
+    trackingUri: str = field(metadata=doc("MLflow tracking server URI.", minLength=1))  # noqa: N815
+    experiment: str | None = _opt("Experiment name; default <namespace>-<name>.", minLength=1)
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    image: str | None = _opt("Image of the update Job; default the operator's.", minLength=1)
+    activeDeadlineSeconds: int = field(  # noqa: N815
+        default=1800, metadata=doc("Deadline of one update Job.", minimum=30)
+    )
+    backoffLimit: int = field(  # noqa: N815
+        default=2, metadata=doc("Retries of a failed update Job.", minimum=0, maximum=10)
+    )
+    resources: dict[str, Any] = field(
+        default_factory=dict, metadata=doc("Container resources of the update Job.")
+    )
+
+
+@dataclass(frozen=True)
+class PolicySpec:
+    source: SourceSpec = field(metadata=doc("Where new records come from."))
+    model: ModelSpec = field(metadata=doc("What is trained and registered."))
+    mlflow: MlflowSpec = field(metadata=doc("Where runs and models are tracked."))
+    trigger: TriggerSpec = field(
+        default_factory=TriggerSpec, metadata=doc("When an update run starts.")
+    )
+    evaluation: EvaluationSpec = field(
+        default_factory=EvaluationSpec, metadata=doc("How candidate and champion are compared.")
+    )
+    target: TargetSpec | None = _opt("Serving Deployment whose model URI follows the champion.")
+    job: JobSpec = field(default_factory=JobSpec, metadata=doc("Update Job settings."))
+    suspend: bool = field(default=False, metadata=doc("Start no new runs while true."))
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A policy with the identity the spec's defaults derive from."""
+
+    name: str
+    namespace: str
+    spec: PolicySpec
+
+    @property
+    def consumer_group(self) -> str:
+        return self.spec.source.kafka.consumerGroup or f"inshape-{self.namespace}-{self.name}"
+
+    @property
+    def experiment(self) -> str:
+        return self.spec.mlflow.experiment or f"{self.namespace}-{self.name}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Parsing: a generic walk over the dataclasses, driven by their type hints and metadata.
+
+
+def _type_name(tp: Any) -> str:
+    origin = get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in get_args(tp))
+    if origin in (Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in get_args(tp) if a is not type(None))
+    if origin is list:
+        return "list"
+    if origin is dict:
+        return "object"
+    if dataclasses.is_dataclass(tp):
+        return "object"
+    return {int: "integer", float: "number", str: "string", bool: "boolean"}.get(tp, str(tp))
+
+
+def _check_bounds(path: str, value: Any, schema: dict[str, Any]) -> None:
+    if "minimum" in schema and value < schema["minimum"]:
+        raise SpecError(path, f"must be >= {schema['minimum']}, got {value}")
+    if "maximum" in schema and value > schema["maximum"]:
+        raise SpecError(path, f"must be <= {schema['maximum']}, got {value}")
+    if "minLength" in schema and len(value) < schema["minLength"]:
+        raise SpecError(path, f"must have at least {schema['minLength']} characters")
+    if "maxLength" in schema and len(value) > schema["maxLength"]:
+        raise SpecError(path, f"must have at most {schema['maxLength']} characters")
+    if "minItems" in schema and len(value) < schema["minItems"]:
+        raise SpecError(path, f"must have at least {schema['minItems']} item(s)")
+    if "pattern" in schema and not re.match(schema["pattern"], value):
+        raise SpecError(path, f"{value!r} does not match {schema['pattern']}")
+
+
+def _convert(path: str, tp: Any, value: Any) -> Any:
+    origin = get_origin(tp)
+    if origin in (Union, types.UnionType):
+        options = [a for a in get_args(tp) if a is not type(None)]
+        if value is None:
+            return None
+        errors = []
+        for option in options:
+            try:
+                return _convert(path, option, value)
+            except SpecError as exc:
+                errors.append(exc)
+        if len(errors) == 1:
+            raise errors[0]
+        raise SpecError(path, f"must be {_type_name(tp)}, got {type(value).__name__}")
+    if origin is Literal:
+        if value not in get_args(tp):
+            raise SpecError(path, f"must be {_type_name(tp)}, got {value!r}")
+        return value
+    if origin is list:
+        if not isinstance(value, list):
+            raise SpecError(path, f"must be a list, got {type(value).__name__}")
+        (item_type,) = get_args(tp)
+        return [_convert(f"{path}[{i}]", item_type, v) for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise SpecError(path, f"must be an object, got {type(value).__name__}")
+        return dict(value)
+    if dataclasses.is_dataclass(tp):
+        return _build(path, typing.cast(type, tp), value)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise SpecError(path, f"must be a boolean, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise SpecError(path, f"must be an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise SpecError(path, f"must be a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise SpecError(path, f"must be a string, got {value!r}")
+        return value
+    raise TypeError(f"unsupported spec type {tp!r} at {path}")
+
+
+def _build(path: str, cls: type, value: Any) -> Any:
+    if not isinstance(value, dict):
+        raise SpecError(path, f"must be an object, got {type(value).__name__}")
+    hints = get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(value) - set(fields))
+    if unknown:
+        raise SpecError(f"{path}.{unknown[0]}", f"unknown field (known: {', '.join(fields)})")
+    kwargs: dict[str, Any] = {}
+    for name, f in fields.items():
+        sub = f"{path}.{name}"
+        if name not in value or value[name] is None:
+            required = (
+                f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+            )
+            if required:
+                raise SpecError(sub, "is required")
+            continue
+        converted = _convert(sub, hints[name], value[name])
+        if converted is not None and not dataclasses.is_dataclass(converted):
+            _check_bounds(sub, converted, f.metadata.get("schema", {}))
+        kwargs[name] = converted
+    return cls(**kwargs)
+
+
+def _check_cross_fields(spec: PolicySpec) -> None:
+    """Rules that span fields; the CRD states the same ones as CEL (x-kubernetes-validations)."""
+    kafka = spec.source.kafka
+    if (kafka.bootstrapServers is None) == (kafka.strimziCluster is None):
+        raise SpecError(
+            "spec.source.kafka", "exactly one of bootstrapServers and strimziCluster must be set"
+        )
+    if kafka.label in kafka.features:
+        raise SpecError("spec.source.kafka.label", f"{kafka.label!r} is also listed as a feature")
+    if len(set(kafka.features)) != len(kafka.features):
+        raise SpecError("spec.source.kafka.features", "names must be unique")
+    if spec.model.strategy == "retrain" and spec.model.window is None:
+        raise SpecError("spec.model.window", "is required when strategy is retrain")
+    ev = spec.evaluation
+    if ev.minHoldout > ev.maxHoldout:
+        raise SpecError("spec.evaluation.minHoldout", "must not exceed maxHoldout")
+
+
+def parse_spec(raw: Any) -> PolicySpec:
+    spec: PolicySpec = _build("spec", PolicySpec, raw)
+    _check_cross_fields(spec)
+    return spec
+
+
+def parse_policy(document: Any) -> Policy:
+    """Parse a whole ModelUpdatePolicy object (as `kubectl get mup x -o yaml` prints it)."""
+    if not isinstance(document, dict):
+        raise SpecError("(document)", "must be an object")
+    if document.get("kind", KIND) != KIND:
+        raise SpecError("kind", f"must be {KIND}, got {document.get('kind')!r}")
+    meta = document.get("metadata") or {}
+    name = meta.get("name")
+    if not isinstance(name, str) or not re.match(DNS_LABEL, name):
+        raise SpecError("metadata.name", "is required and must be a DNS label")
+    namespace = meta.get("namespace") or "default"
+    if "spec" not in document:
+        raise SpecError("spec", "is required")
+    return Policy(name=name, namespace=namespace, spec=parse_spec(document["spec"]))
+
+
+POLICY_ENV = "INSHAPE_POLICY"
+
+
+def load_policy(path: str | None = None, environ: dict[str, str] | None = None) -> Policy:
+    """Read a policy from a YAML/JSON file, or from $INSHAPE_POLICY (what the operator sets)."""
+    env = os.environ if environ is None else environ
+    if path:
+        text = Path(path).read_text()
+    elif env.get(POLICY_ENV):
+        text = env[POLICY_ENV]
+    else:
+        raise SpecError("(policy)", f"give --policy FILE or set ${POLICY_ENV}")
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise SpecError("(policy)", f"not valid YAML/JSON: {exc}") from exc
+    return parse_policy(document)
+
+
+def to_dict(value: Any) -> Any:
+    """The spec as plain JSON-able data, without unset optional fields."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {
+            f.name: to_dict(getattr(value, f.name))
+            for f in dataclasses.fields(value)
+            if getattr(value, f.name) is not None
+        }
+    if isinstance(value, list):
+        return [to_dict(v) for v in value]
+    return value
+
+
+def dumps_policy(policy: Policy) -> str:
+    return json.dumps(
+        {
+            "apiVersion": f"{API_GROUP}/{API_VERSION}",
+            "kind": KIND,
+            "metadata": {"name": policy.name, "namespace": policy.namespace},
+            "spec": to_dict(policy.spec),
+        },
+        sort_keys=True,
+    )
