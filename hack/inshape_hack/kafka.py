@@ -16,6 +16,8 @@ import time
 import uuid
 from pathlib import Path
 
+from kafka.admin import KafkaAdminClient
+
 from inshape_hack.paths import HACK_DIR, cache_dir
 from inshape_hack.ports import free_port, wait_for_port
 from inshape_hack.process import ServiceProcess
@@ -44,8 +46,14 @@ def ensure_jars() -> Path:
     started = time.monotonic()
     subprocess.run(
         [
-            "mvn", "-q", "-B", "-f", str(POM), "dependency:copy-dependencies",
-            f"-DoutputDirectory={partial}", "-DincludeScope=runtime",
+            "mvn",
+            "-q",
+            "-B",
+            "-f",
+            str(POM),
+            "dependency:copy-dependencies",
+            f"-DoutputDirectory={partial}",
+            "-DincludeScope=runtime",
         ],
         check=True,
         capture_output=True,
@@ -102,9 +110,15 @@ class KafkaBroker:
 
     def _java(self, libs: Path, main_class: str, *args: str) -> list[str]:
         return [
-            "java", f"-Xmx{self.heap}", "-Xms256m", "-XX:+UseG1GC",
+            "java",
+            f"-Xmx{self.heap}",
+            "-Xms256m",
+            "-XX:+UseG1GC",
             f"-Dlog4j2.configurationFile={LOG4J_CONFIG}",
-            "-cp", f"{libs}/*", main_class, *args,
+            "-cp",
+            f"{libs}/*",
+            main_class,
+            *args,
         ]
 
     def start(self, timeout: float = 90.0) -> None:
@@ -114,13 +128,23 @@ class KafkaBroker:
         config.write_text(server_properties(self.data_dir, self.port, self.controller_port))
         if not (self.data_dir / "log" / "meta.properties").exists():
             subprocess.run(
-                self._java(libs, "kafka.tools.StorageTool", "format",
-                           "-t", _cluster_id(), "-c", str(config)),
-                check=True, capture_output=True,
+                self._java(
+                    libs,
+                    "kafka.tools.StorageTool",
+                    "format",
+                    "-t",
+                    _cluster_id(),
+                    "-c",
+                    str(config),
+                ),
+                check=True,
+                capture_output=True,
             )
         self._process = ServiceProcess(
-            "kafka", self._java(libs, "kafka.Kafka", str(config)),
-            self.data_dir / "broker.log", dict(os.environ),
+            "kafka",
+            self._java(libs, "kafka.Kafka", str(config)),
+            self.data_dir / "broker.log",
+            dict(os.environ),
         )
         self._process.start()
         try:
@@ -133,13 +157,12 @@ class KafkaBroker:
 
     def _wait_ready(self, timeout: float) -> None:
         """The port opens before the broker has caught up with its metadata; ask it."""
-        from kafka import KafkaAdminClient
-
         deadline = time.monotonic() + timeout
         while True:
             try:
-                admin = KafkaAdminClient(bootstrap_servers=self.bootstrap_servers,
-                                         request_timeout_ms=5000)
+                admin = KafkaAdminClient(
+                    bootstrap_servers=self.bootstrap_servers, request_timeout_ms=5000
+                )
                 admin.list_topics()
                 admin.close()
                 return

@@ -27,13 +27,22 @@ class MlflowServer:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         artifacts = self.data_dir / "artifacts"
         argv = [
-            sys.executable, "-m", "mlflow", "server",
-            "--backend-store-uri", f"sqlite:///{self.data_dir / 'mlflow.db'}",
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{self.data_dir / 'mlflow.db'}",
             # Artifacts are proxied through the server, so clients need no shared filesystem.
-            "--artifacts-destination", str(artifacts),
+            "--artifacts-destination",
+            str(artifacts),
             "--serve-artifacts",
-            "--host", self.host, "--port", str(self.port),
-            "--workers", "2",
+            "--host",
+            self.host,
+            "--port",
+            str(self.port),
+            "--workers",
+            "2",
         ]
         env = dict(os.environ)
         # The dev server refuses non-localhost Host headers by default; pods use 127.0.0.x.

@@ -104,7 +104,9 @@ class ModelSpec:
     )
     strategy: Strategy = field(
         default="incremental",
-        metadata=doc("incremental: champion + partial_fit on new data; retrain: refit on a window."),
+        metadata=doc(
+            "incremental: champion + partial_fit on new data; retrain: refit on a window."
+        ),
     )
     window: WindowSpec | None = _opt("Bounded window for strategy retrain.")
     classes: list[int | str] | None = _opt(
@@ -315,9 +317,7 @@ def _build(path: str, cls: type, value: Any) -> Any:
     for name, f in fields.items():
         sub = f"{path}.{name}"
         if name not in value or value[name] is None:
-            required = (
-                f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-            )
+            required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
             if required:
                 raise SpecError(sub, "is required")
             continue

@@ -1,0 +1,152 @@
+"""CLI of the code that runs inside Jobs: `python -m inshape_jobs update|produce ...`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import uuid
+from collections.abc import Sequence
+
+from inshape_jobs.spec import SpecError, load_policy
+
+EXIT_SPEC_ERROR = 2
+EXIT_RUN_FAILED = 1
+
+
+def _update(args: argparse.Namespace) -> int:
+    from inshape_jobs.drain import DeadLetters, DrainError, TopicReader
+    from inshape_jobs.result import emit
+    from inshape_jobs.tracking import Tracker
+    from inshape_jobs.update import RunOptions, run_update
+
+    policy = load_policy(args.policy)
+    kafka = policy.spec.source.kafka
+    bootstrap = args.bootstrap_servers or kafka.bootstrapServers
+    if not bootstrap:
+        raise SpecError(
+            "spec.source.kafka.bootstrapServers",
+            "not set; the operator resolves strimziCluster and passes --bootstrap-servers",
+        )
+    run_key = args.run_key or os.environ.get("INSHAPE_RUN_KEY")
+    if not run_key:
+        run_key = uuid.uuid4().hex
+        logging.warning("No run key given: a retry of this run would not be recognised")
+    tracking_uri = args.tracking_uri or policy.spec.mlflow.trackingUri
+    tracker = Tracker(tracking_uri, policy.experiment, policy.spec.model.name)
+    reader = TopicReader(bootstrap, kafka.topic, policy.consumer_group)
+    dead_letters = (
+        DeadLetters(bootstrap, kafka.deadLetterTopic, kafka.topic)
+        if kafka.deadLetterTopic
+        else None
+    )
+    try:
+        result = run_update(
+            policy,
+            RunOptions(run_key=run_key, chunk_records=args.chunk_records),
+            reader,
+            tracker,
+            dead_letters,
+        )
+    except DrainError as exc:
+        emit(
+            {
+                "outcome": "Failed",
+                "reasons": ["DrainFailed"],
+                "message": str(exc),
+                "runKey": run_key,
+            },
+            args.termination_log,
+        )
+        return EXIT_RUN_FAILED
+    finally:
+        reader.close()
+        if dead_letters is not None:
+            dead_letters.close()
+    emit(result, args.termination_log)
+    return 0
+
+
+def _produce(args: argparse.Namespace) -> int:
+    from inshape_jobs.produce import encoded, produce
+    from inshape_jobs.streams import RotatingHyperplane, digits_records
+
+    if args.stream == "digits":
+        records = digits_records(seed=args.seed, noise=args.noise)
+    else:
+        records = RotatingHyperplane(
+            n_features=args.features, drift=args.drift, noise=args.noise, seed=args.seed
+        ).records()
+    sent = produce(
+        args.bootstrap_servers,
+        args.topic,
+        encoded(records, args.bad_fraction, seed=args.seed),
+        count=args.count,
+        rate=args.rate,
+        partitions=args.partitions,
+    )
+    print(f"Sent {sent} records to {args.topic}", flush=True)
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="python -m inshape_jobs", description=__doc__)
+    commands = root.add_subparsers(dest="command", required=True)
+
+    update = commands.add_parser("update", help="run one model update for a policy")
+    update.add_argument(
+        "--policy",
+        help="ModelUpdatePolicy YAML/JSON file (default: $INSHAPE_POLICY holds the document)",
+    )
+    update.add_argument(
+        "--run-key", help="idempotency key, the Job UID (default: $INSHAPE_RUN_KEY)"
+    )
+    update.add_argument("--bootstrap-servers", help="override spec.source.kafka")
+    update.add_argument("--tracking-uri", help="override spec.mlflow.trackingUri")
+    update.add_argument(
+        "--chunk-records",
+        type=int,
+        default=50_000,
+        help="records per chunk; bounds memory (default 50000)",
+    )
+    update.add_argument(
+        "--termination-log",
+        default=os.environ.get("INSHAPE_TERMINATION_LOG"),
+        help="also write the JSON result here (default: $INSHAPE_TERMINATION_LOG)",
+    )
+    update.set_defaults(func=_update)
+
+    produce = commands.add_parser("produce", help="stream records to a topic")
+    produce.add_argument("--bootstrap-servers", required=True)
+    produce.add_argument("--topic", required=True)
+    produce.add_argument("--stream", choices=["digits", "hyperplane"], default="digits")
+    produce.add_argument("--count", type=int, default=10_000)
+    produce.add_argument("--rate", type=float, help="records per second (default: max)")
+    produce.add_argument("--partitions", type=int, default=3, help="if the topic is created")
+    produce.add_argument(
+        "--bad-fraction", type=float, default=0.0, help="share of malformed records mixed in"
+    )
+    produce.add_argument("--features", type=int, default=10, help="hyperplane dimensions")
+    produce.add_argument("--drift", type=float, default=1e-3, help="hyperplane drift/record")
+    produce.add_argument(
+        "--noise", type=float, default=0.0, help="label noise (hyperplane) or pixel noise (digits)"
+    )
+    produce.add_argument("--seed", type=int, default=0)
+    produce.set_defaults(func=_produce)
+    return root
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("kafka").setLevel(logging.WARNING)  # per-connection chatter
+    args = parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except SpecError as exc:
+        print(f"Invalid policy: {exc}", file=sys.stderr)
+        return EXIT_SPEC_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())
