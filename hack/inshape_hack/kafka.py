@@ -187,3 +187,20 @@ class KafkaBroker:
     def restart(self) -> None:
         self.stop()
         self.start()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m inshape_hack.kafka fetch`: fill the jar cache (what `make setup` runs)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m inshape_hack.kafka")
+    parser.add_argument("command", choices=["fetch"])
+    parser.parse_args(argv)
+    started = time.monotonic()
+    libs = ensure_jars()
+    print(f"Kafka {kafka_version()} jars in {libs} ({time.monotonic() - started:.1f}s)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

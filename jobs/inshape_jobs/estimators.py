@@ -16,7 +16,7 @@ from inshape_jobs.spec import ModelSpec, SpecError
 def estimator_class(path: str) -> type[BaseEstimator]:
     """Resolve `sklearn.x.Y`; only scikit-learn classes, so a policy cannot import anything."""
     module_name, _, class_name = path.rpartition(".")
-    if not module_name.startswith("sklearn"):
+    if module_name.partition(".")[0] != "sklearn":  # not sklearn_evil, sklearnx, ...
         raise SpecError("spec.model.estimator", "must name a class in scikit-learn (sklearn.*)")
     try:
         cls = getattr(importlib.import_module(module_name), class_name)
@@ -82,12 +82,12 @@ class WindowCandidate:
             return
         if self._y is None:
             self._y = np.empty(self.capacity, dtype=y.dtype)
+        self.seen += len(y)  # every row seen, including those a long chunk pushes out at once
         x, y = x[-self.capacity :], y[-self.capacity :]
         positions = (self._next + np.arange(len(y))) % self.capacity
         self._x[positions] = x
         self._y[positions] = y
         self._next = int((self._next + len(y)) % self.capacity)
-        self.seen += len(y)
 
     def finish(self) -> BaseEstimator | None:
         if self._y is None:

@@ -168,7 +168,8 @@ def improves_enough_relatively(inp: GateInput, ev: EvaluationSpec) -> Check:
     if delta is None or inp.champion is None or ev.minRelativeImprovement == 0:
         return Check("relativeImprovement", True, "NotRequired", "no relative minimum set")
     base = abs(inp.champion.value)
-    relative = delta / base if base > 0 else math.inf
+    # A champion scoring exactly 0: any gain is infinitely large, any loss infinitely bad.
+    relative = delta / base if base > 0 else (math.copysign(math.inf, delta) if delta else 0.0)
     ok = relative >= ev.minRelativeImprovement
     return Check(
         "relativeImprovement",

@@ -10,7 +10,7 @@ import math
 from collections import Counter
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 import numpy as np
@@ -20,6 +20,7 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
 _NUMERIC = (int, float)
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
 class Reject(StrEnum):
@@ -70,12 +71,23 @@ class RecordSchema:
     classification: bool
 
 
+def _finite(value: int | float) -> bool:
+    """math.isfinite, but an int too large for a float (a literal like 1 followed by 400 zeros)
+    is not finite either, instead of raising OverflowError."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
 def _label_ok(value: Any, classification: bool) -> bool:
     if isinstance(value, bool) or value is None:
         return False
     if classification:
-        return isinstance(value, int | str) and value != ""
-    return isinstance(value, _NUMERIC) and math.isfinite(value)
+        if isinstance(value, int):
+            return INT64_MIN <= value <= INT64_MAX  # class labels are stored as int64
+        return isinstance(value, str) and value != ""
+    return isinstance(value, _NUMERIC) and _finite(value)
 
 
 def classify_bad_record(value: bytes, schema: RecordSchema) -> Reject | None:
@@ -92,7 +104,7 @@ def classify_bad_record(value: bytes, schema: RecordSchema) -> Reject | None:
             return Reject.MISSING_FEATURE
         if obj[name].__class__ not in _NUMERIC:  # bool subclasses int, but is not a number here
             return Reject.NON_NUMERIC_FEATURE
-        if not math.isfinite(obj[name]):
+        if not _finite(obj[name]):
             return Reject.NON_FINITE
     if obj.get(schema.label) is None:
         return Reject.MISSING_LABEL
@@ -107,7 +119,13 @@ class ChunkParser:
 
     def __init__(self, schema: RecordSchema) -> None:
         self.schema = schema
-        label_type: Any = (int | str) if schema.classification else float
+        # The same labels _label_ok accepts: an int64 or a non-empty string.
+        label_type: Any = (
+            Annotated[int, msgspec.Meta(ge=INT64_MIN, le=INT64_MAX)]
+            | Annotated[str, msgspec.Meta(min_length=1)]
+            if schema.classification
+            else float
+        )
         fields: list[tuple[str, Any]] = [(name, float) for name in schema.features]
         fields.append((schema.label, label_type))
         # Struct attribute names must be identifiers; JSON keys may be anything, so rename.
@@ -148,7 +166,8 @@ class ChunkParser:
                 continue
             try:
                 rows.append(astuple(decode(value)))
-            except (msgspec.DecodeError, msgspec.ValidationError):
+            # msgspec raises UnicodeDecodeError for invalid UTF-8 inside a string.
+            except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
                 reason = classify_bad_record(value, schema)
                 # Valid to json but not to the strict decoder (e.g. a bare NaN): no reason yet.
                 reject(index, reason or Reject.NON_FINITE)

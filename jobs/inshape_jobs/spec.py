@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import re
 import types
@@ -252,7 +253,8 @@ def _check_bounds(path: str, value: Any, schema: dict[str, Any]) -> None:
         raise SpecError(path, f"must have at most {schema['maxLength']} characters")
     if "minItems" in schema and len(value) < schema["minItems"]:
         raise SpecError(path, f"must have at least {schema['minItems']} item(s)")
-    if "pattern" in schema and not re.match(schema["pattern"], value):
+    # fullmatch: Python's $ also matches before a trailing newline, the CRD's (ECMA) $ does not.
+    if "pattern" in schema and not re.fullmatch(schema["pattern"], value):
         raise SpecError(path, f"{value!r} does not match {schema['pattern']}")
 
 
@@ -297,6 +299,8 @@ def _convert(path: str, tp: Any, value: Any) -> Any:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise SpecError(path, f"must be a number, got {value!r}")
+        if not math.isfinite(value):  # YAML's .nan/.inf; JSON (and so the CRD) has neither
+            raise SpecError(path, f"must be a finite number, got {value!r}")
         return float(value)
     if tp is str:
         if not isinstance(value, str):
@@ -360,7 +364,7 @@ def parse_policy(document: Any) -> Policy:
         raise SpecError("kind", f"must be {KIND}, got {document.get('kind')!r}")
     meta = document.get("metadata") or {}
     name = meta.get("name")
-    if not isinstance(name, str) or not re.match(DNS_LABEL, name):
+    if not isinstance(name, str) or not re.fullmatch(DNS_LABEL, name):
         raise SpecError("metadata.name", "is required and must be a DNS label")
     namespace = meta.get("namespace") or "default"
     if "spec" not in document:

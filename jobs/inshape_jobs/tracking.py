@@ -13,6 +13,7 @@ from typing import Any
 
 import mlflow
 import mlflow.sklearn
+import skops.io
 from matplotlib.figure import Figure
 from mlflow.data.dataset_source import DatasetSource
 from mlflow.data.meta_dataset import MetaDataset
@@ -194,6 +195,7 @@ class Tracker:
                     name="model",
                     signature=signature,
                     pip_requirements=mlflow.sklearn.get_default_pip_requirements(),
+                    skops_trusted_types=own_types(record.model),
                 )
                 mlflow.set_tag(MODEL_URI_TAG, info.model_uri)
         return str(run_id)
@@ -243,6 +245,12 @@ class Tracker:
 
     def get_run(self, run_id: str) -> Run:
         return self.client.get_run(run_id)
+
+
+def own_types(model: BaseEstimator) -> list[str]:
+    """Types skops will not load unasked (e.g. tree storage). This run built the model from
+    scikit-learn classes only (estimators.estimator_class), so its own types are trusted."""
+    return list(skops.io.get_untrusted_types(data=skops.io.dumps(model)))
 
 
 def _flat(params: dict[str, Any], prefix: str = "") -> dict[str, str]:

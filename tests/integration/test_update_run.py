@@ -1,0 +1,353 @@
+"""One update run against the real Kafka broker and MLflow server (no mocks)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pytest
+import yaml
+from kafka.consumer import KafkaConsumer
+from kafka.structs import TopicPartition
+
+from inshape_hack.kafka import KafkaBroker
+from inshape_hack.mlflow_server import MlflowServer
+from inshape_jobs.drain import TopicReader
+from inshape_jobs.spec import dumps_policy
+from inshape_jobs.tracking import RUN_KEY_TAG, Tracker
+from tests.integration.helpers import committed, digits_policy, fill, run, tracker
+
+pytestmark = pytest.mark.integration
+
+
+class CrashBeforeCommit(TopicReader):
+    """A reader whose commit dies, as a Job killed right after MLflow finished would."""
+
+    def commit(self, offsets: dict[int, int], metadata: str) -> None:
+        raise RuntimeError("simulated crash before the offsets commit")
+
+
+def _runs_with_key(t: Tracker, key: str) -> list[Any]:
+    return list(
+        t.client.search_runs([t.experiment_id], filter_string=f"tags.`{RUN_KEY_TAG}` = '{key}'")
+    )
+
+
+def test_bootstrap_run_promotes_logs_everything_and_commits(
+    kafka_broker: KafkaBroker, mlflow_server: MlflowServer, unique_name: str
+) -> None:
+    policy = digits_policy(unique_name, kafka_broker.bootstrap_servers, mlflow_server.tracking_uri)
+    fill(policy, 3000)
+
+    result = run(policy, "boot-1")
+
+    assert result["outcome"] == "Promoted"
+    assert result["championVersion"] is None
+    assert result["modelVersion"] == "1"
+    assert result["modelUri"] == f"models:/{policy.spec.model.name}/1"
+    assert result["records"]["read"] == 3000
+    assert result["records"]["train"] + result["records"]["holdout"] == 3000
+    assert sum(committed(policy).values()) == 3000
+    t = tracker(policy)
+    assert t.champion_version() == "1"
+    mlrun = t.get_run(result["runId"])
+    assert mlrun.data.metrics["records_valid"] == 3000
+    assert "candidate_accuracy" in mlrun.data.metrics
+    assert mlrun.data.params["model.estimator"] == "sklearn.linear_model.SGDClassifier"
+    artifacts = {a.path for a in t.client.list_artifacts(result["runId"], "plots")}
+    assert "plots/update.png" in artifacts
+    characteristics = t.load_document(result["runId"], "sample/characteristics.json")
+    assert set(characteristics["features"]["px10"]) == {"mean", "std", "min", "max"}
+    assert sum(characteristics["labels"].values()) == 3000
+    # Lineage: the exact offsets read, as the run's dataset input.
+    (dataset_input,) = mlrun.inputs.dataset_inputs
+    source = json.loads(dataset_input.dataset.source)
+    assert source["topic"] == policy.spec.source.kafka.topic
+    assert sum(r["to"] - r["from"] for r in source["partitions"].values()) == 3000
+
+
+def test_winning_run_moves_alias_and_losing_run_keeps_it(
+    kafka_broker: KafkaBroker, mlflow_server: MlflowServer, unique_name: str
+) -> None:
+    policy = digits_policy(unique_name, kafka_broker.bootstrap_servers, mlflow_server.tracking_uri)
+    fill(policy, 300, seed=1)
+    assert run(policy, "r1")["outcome"] == "Promoted"  # bootstrap on very little data
+
+    fill(policy, 6000, seed=2, noise=1.0)
+    win = run(policy, "r2")
+    assert win["outcome"] == "Promoted", win
+    assert win["candidateScore"] > win["championScore"]
+    assert tracker(policy).champion_version() == win["modelVersion"] == "2"
+
+    strict = digits_policy(
+        unique_name,
+        kafka_broker.bootstrap_servers,
+        mlflow_server.tracking_uri,
+        spec={"evaluation": {"minImprovement": 0.5}},
+    )
+    fill(strict, 2000, seed=3, noise=1.0)
+    lose = run(strict, "r3")
+    assert lose["outcome"] == "Rejected"
+    assert "ImprovementTooSmall" in lose["reasons"] or "NoImprovement" in lose["reasons"]
+    assert lose["modelVersion"] == "3"  # every candidate is registered
+    assert tracker(policy).champion_version() == "2"  # but the alias stays
+    assert sum(committed(policy).values()) == 8300  # a losing run still commits
+
+
+def test_crash_before_commit_leaves_records_for_the_next_run_and_retry_is_idempotent(
+    kafka_broker: KafkaBroker, mlflow_server: MlflowServer, unique_name: str
+) -> None:
+    policy = digits_policy(unique_name, kafka_broker.bootstrap_servers, mlflow_server.tracking_uri)
+    fill(policy, 2000)
+    kafka = policy.spec.source.kafka
+    assert kafka.bootstrapServers
+    crashing = CrashBeforeCommit(kafka.bootstrapServers, kafka.topic, policy.consumer_group)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        run(policy, "job-uid-1", reader=crashing)
+    crashing.close()
+    assert committed(policy) == {}  # nothing committed
+
+    # The Job controller retries the same Job (same UID): the finished run is replayed.
+    retried = run(policy, "job-uid-1")
+    assert retried["replayed"] is True
+    assert retried["records"]["read"] == 2000
+    t = tracker(policy)
+    assert len(_runs_with_key(t, "job-uid-1")) == 1
+    versions = t.client.search_model_versions(f"name = '{policy.spec.model.name}'")
+    assert len(versions) == 1
+    assert sum(committed(policy).values()) == 2000
+
+    # A second retry changes nothing at all.
+    again = run(policy, "job-uid-1")
+    assert again["modelVersion"] == retried["modelVersion"]
+    assert len(t.client.search_model_versions(f"name = '{policy.spec.model.name}'")) == 1
+
+
+def test_crash_then_new_job_sees_the_same_records(
+    kafka_broker: KafkaBroker, mlflow_server: MlflowServer, unique_name: str
+) -> None:
+    policy = digits_policy(unique_name, kafka_broker.bootstrap_servers, mlflow_server.tracking_uri)
+    fill(policy, 1500)
+    kafka = policy.spec.source.kafka
+    assert kafka.bootstrapServers
+    crashing = CrashBeforeCommit(kafka.bootstrapServers, kafka.topic, policy.consumer_group)
+    with pytest.raises(RuntimeError):
+        run(policy, "first", reader=crashing)
+    first_offsets = crashing.snapshot().committed_offsets()
+    crashing.close()
+
+    second = run(policy, "second")
+    assert second["records"]["read"] == 1500
+    assert {int(p): r[0] for p, r in second["offsets"].items()} == first_offsets
+
+
+def test_unfinished_run_of_a_dead_attempt_is_replaced(
+    kafka_broker: KafkaBroker, mlflow_server: MlflowServer, unique_name: str
+) -> None:
+    policy = digits_policy(unique_name, kafka_broker.bootstrap_servers, mlflow_server.tracking_uri)
+    fill(policy, 1000)
+    t = tracker(policy)
+    # An attempt that died while logging leaves a RUNNING run with the key.
+    dead = t.client.create_run(t.experiment_id, tags={RUN_KEY_TAG: "uid-x"})
+
+    result = run(policy, "uid-x")
+    assert result["outcome"] == "Promoted"
+    assert t.client.get_run(dead.info.run_id).info.lifecycle_stage == "deleted"
+    assert [r.info.run_id for r in _runs_with_key(t, "uid-x")] == [result["runId"]]
+
+
+def test_malformed_records_are_counted_skipped_and_dead_lettered(
+    kafka_broker: KafkaBroker, mlflow_server: MlflowServer, unique_name: str
+) -> None:
+    dlq = f"{unique_name}-dlq"
+    policy = digits_policy(
+        unique_name,
+        kafka_broker.bootstrap_servers,
+        mlflow_server.tracking_uri,
+        spec={"source": {"kafka": {"deadLetterTopic": dlq}}},
+    )
+    fill(policy, 4000, bad_fraction=0.1)
+
+    kafka = policy.spec.source.kafka
+    assert kafka.bootstrapServers
+    from inshape_jobs.drain import DeadLetters
+    from inshape_jobs.update import RunOptions, run_update
+
+    reader = TopicReader(kafka.bootstrapServers, kafka.topic, policy.consumer_group)
+    dead = DeadLetters(kafka.bootstrapServers, dlq, kafka.topic)
+    try:
+        result = run_update(
+            policy, RunOptions(run_key="bad-1", quiet=True), reader, tracker(policy), dead
+        )
+    finally:
+        reader.close()
+        dead.close()
+
+    rejected = result["records"]["rejected"]
+    assert 300 < rejected < 500  # about 10%
+    assert result["records"]["valid"] + rejected == 4000
+    assert sum(result["rejectedByReason"].values()) == rejected
+    assert set(result["rejectedByReason"]) <= {
+        "not_json",
+        "not_object",
+        "missing_feature",
+        "non_numeric_feature",
+        "non_finite",
+        "missing_label",
+        "oversized",
+    }
+    assert result["outcome"] == "Promoted"
+    metrics = tracker(policy).get_run(result["runId"]).data.metrics
+    assert metrics["records_rejected"] == rejected
+
+    consumer = KafkaConsumer(
+        bootstrap_servers=kafka.bootstrapServers,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=5000,
+    )
+    consumer.assign([TopicPartition(dlq, 0)])
+    letters = list(consumer)
+    consumer.close()
+    assert len(letters) == rejected
+    reasons = {dict(m.headers)["inshape-reason"].decode() for m in letters}
+    assert reasons == set(result["rejectedByReason"])
+
+
+def test_no_new_records_is_skipped_without_a_run(
+    kafka_broker: KafkaBroker, mlflow_server: MlflowServer, unique_name: str
+) -> None:
+    policy = digits_policy(unique_name, kafka_broker.bootstrap_servers, mlflow_server.tracking_uri)
+    fill(policy, 500)
+    assert run(policy, "a")["outcome"] == "Promoted"
+    skipped = run(policy, "b")
+    assert skipped["outcome"] == "Skipped"
+    assert skipped["reasons"] == ["NoNewRecords"]
+    assert _runs_with_key(tracker(policy), "b") == []
+
+
+def test_retrain_strategy_refits_on_a_bounded_window(
+    kafka_broker: KafkaBroker, mlflow_server: MlflowServer, unique_name: str
+) -> None:
+    policy = digits_policy(
+        unique_name,
+        kafka_broker.bootstrap_servers,
+        mlflow_server.tracking_uri,
+        spec={
+            "model": {
+                "estimator": "sklearn.ensemble.RandomForestClassifier",
+                "params": {"n_estimators": 20, "random_state": 0},
+                "strategy": "retrain",
+                "window": {"maxRecords": 1500},
+            }
+        },
+    )
+    fill(policy, 1200, seed=4)
+    first = run(policy, "w1")
+    assert first["outcome"] == "Promoted"
+    fill(policy, 600, seed=5)
+    second = run(policy, "w2")
+    # The window re-reads history before the committed offsets, up to maxRecords in all.
+    assert second["records"]["read"] <= 1500 + 3
+    assert second["records"]["read"] > 600
+    assert second["records"]["holdout"] <= 600  # only new records are held out
+
+
+def test_regressor_gate_uses_paired_bootstrap(
+    kafka_broker: KafkaBroker, mlflow_server: MlflowServer, unique_name: str
+) -> None:
+    policy = digits_policy(
+        unique_name,
+        kafka_broker.bootstrap_servers,
+        mlflow_server.tracking_uri,
+        spec={
+            "model": {
+                "estimator": "sklearn.linear_model.SGDRegressor",
+                "params": {"random_state": 0},
+                "classes": None,
+            },
+            "evaluation": {"metric": "rmse", "significance": 0.05},
+        },
+    )
+    fill(policy, 400, seed=6)
+    assert run(policy, "g1")["outcome"] == "Promoted"
+    fill(policy, 4000, seed=7)
+    second = run(policy, "g2")
+    assert second["metric"] == "rmse"
+    decision = tracker(policy).load_document(second["runId"], "decision.json")
+    (significance,) = [c for c in decision["checks"] if c["rule"] == "significance"]
+    assert "paired bootstrap" in significance["message"]
+    assert 0 < decision["pValue"] <= 1
+
+
+def test_cli_reads_policy_from_env_and_writes_termination_message(
+    kafka_broker: KafkaBroker, mlflow_server: MlflowServer, unique_name: str, tmp_path: Path
+) -> None:
+    policy = digits_policy(unique_name, kafka_broker.bootstrap_servers, mlflow_server.tracking_uri)
+    fill(policy, 1000)
+    termination = tmp_path / "termination-log"
+    env = {
+        "INSHAPE_POLICY": dumps_policy(policy),
+        "INSHAPE_RUN_KEY": "cli-1",
+        "INSHAPE_TERMINATION_LOG": str(termination),
+        "PATH": "/usr/bin:/bin",
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "inshape_jobs", "update"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "drain" in proc.stdout and "rec/s" in proc.stdout  # progress lines
+    result = json.loads(termination.read_text())
+    assert result["outcome"] == "Promoted"
+    assert result["runKey"] == "cli-1"
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == result
+
+
+def test_cli_rejects_an_invalid_policy_naming_the_field(tmp_path: Path) -> None:
+    bad = yaml.safe_load(Path("manifests/examples/digits.yaml").read_text())
+    bad["spec"]["evaluation"]["holdoutFraction"] = 1.5
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(bad))
+    proc = subprocess.run(
+        [sys.executable, "-m", "inshape_jobs", "update", "--policy", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert "spec.evaluation.holdoutFraction" in proc.stderr
+
+
+def test_mlflow_down_fails_the_run_and_commits_nothing(
+    kafka_broker: KafkaBroker, unique_name: str, tmp_path: Path
+) -> None:
+    down = MlflowServer(tmp_path / "mlflow-down")  # never started: nothing listens there
+    policy = digits_policy(unique_name, kafka_broker.bootstrap_servers, down.tracking_uri)
+    fill(policy, 500)
+    env = {
+        "INSHAPE_POLICY": dumps_policy(policy),
+        "INSHAPE_RUN_KEY": "down-1",
+        "PATH": "/usr/bin:/bin",
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+        "MLFLOW_HTTP_REQUEST_TIMEOUT": "5",
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "inshape_jobs", "update"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode != 0
+    assert committed(policy) == {}
+    assert mlflow.get_tracking_uri()  # the test process itself is untouched
