@@ -107,8 +107,8 @@ def parser() -> argparse.ArgumentParser:
     update.add_argument(
         "--chunk-records",
         type=int,
-        default=50_000,
-        help="records per chunk; bounds memory (default 50000)",
+        default=10_000,
+        help="records per chunk; bounds memory (default 10000)",
     )
     update.add_argument(
         "--termination-log",

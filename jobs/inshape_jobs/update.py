@@ -75,7 +75,7 @@ class DeadLetterSink(Protocol):
 @dataclass(frozen=True)
 class RunOptions:
     run_key: str
-    chunk_records: int = 50_000
+    chunk_records: int = 10_000
     quiet: bool = False
 
 

@@ -1,0 +1,189 @@
+"""Every setting of the operator, documented once, read from the environment.
+
+`SETTINGS` is the table: environment variable, default, and what it does. The chart sets these
+as container env; `python -m inshape_operator.config` prints the table (for docs and values).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """An environment setting that cannot be used; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    env: str
+    field: str
+    default: str
+    doc: str
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "INSHAPE_JOB_IMAGE",
+        "job_image",
+        "inshape:dev",
+        "Image of update Jobs whose policy sets no spec.job.image (normally the operator's own).",
+    ),
+    Setting(
+        "INSHAPE_JOB_IMAGE_PULL_POLICY",
+        "job_image_pull_policy",
+        "IfNotPresent",
+        "imagePullPolicy of update Jobs: Always, IfNotPresent or Never.",
+    ),
+    Setting(
+        "INSHAPE_JOB_TTL_SECONDS",
+        "job_ttl_seconds",
+        "3600",
+        "ttlSecondsAfterFinished of update Jobs: how long a finished Job and its logs stay.",
+    ),
+    Setting(
+        "INSHAPE_JOB_RUN_AS_USER",
+        "job_run_as_user",
+        "65532",
+        "runAsUser/runAsGroup of update Job pods; empty keeps the image's user.",
+    ),
+    Setting(
+        "INSHAPE_NAMESPACES",
+        "namespaces",
+        "",
+        "Comma-separated namespaces to watch; empty watches the whole cluster.",
+    ),
+    Setting(
+        "INSHAPE_POLL_SECONDS",
+        "poll_seconds",
+        "30",
+        "How often each policy is re-evaluated (lag read, triggers, status).",
+    ),
+    Setting(
+        "INSHAPE_FAILURE_BACKOFF_SECONDS",
+        "failure_backoff_seconds",
+        "300",
+        "After a Failed run, how long before a new run may start.",
+    ),
+    Setting(
+        "INSHAPE_METRICS_PORT",
+        "metrics_port",
+        "9090",
+        "Port of the Prometheus /metrics endpoint.",
+    ),
+    Setting(
+        "INSHAPE_HEALTH_PORT",
+        "health_port",
+        "8080",
+        "Port of the liveness endpoint (/healthz).",
+    ),
+    Setting(
+        "INSHAPE_LOG_LEVEL",
+        "log_level",
+        "INFO",
+        "Log level: DEBUG, INFO, WARNING or ERROR.",
+    ),
+)
+
+_PULL_POLICIES = ("Always", "IfNotPresent", "Never")
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+@dataclass(frozen=True)
+class OperatorConfig:
+    job_image: str
+    job_image_pull_policy: str
+    job_ttl_seconds: int
+    job_run_as_user: int | None
+    namespaces: tuple[str, ...]
+    poll_seconds: float
+    failure_backoff_seconds: float
+    metrics_port: int
+    health_port: int
+    log_level: str
+
+    @property
+    def cluster_wide(self) -> bool:
+        return not self.namespaces
+
+    @property
+    def log_level_number(self) -> int:
+        return int(logging.getLevelName(self.log_level))
+
+
+def _int(env: str, text: str, low: int, high: int | None = None) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise ConfigError(f"{env}={text!r}: not an integer") from None
+    if value < low or (high is not None and value > high):
+        bound = f"{low}..{high}" if high is not None else f">= {low}"
+        raise ConfigError(f"{env}={value}: must be {bound}")
+    return value
+
+
+def _number(env: str, text: str, low: float) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ConfigError(f"{env}={text!r}: not a number") from None
+    if not value >= low:
+        raise ConfigError(f"{env}={value}: must be >= {low}")
+    return value
+
+
+def _choice(env: str, text: str, choices: tuple[str, ...]) -> str:
+    if text not in choices:
+        raise ConfigError(f"{env}={text!r}: must be one of {', '.join(choices)}")
+    return text
+
+
+def _nonempty(env: str, text: str) -> str:
+    if not text.strip():
+        raise ConfigError(f"{env}: must not be empty")
+    return text.strip()
+
+
+_PARSERS: dict[str, Callable[[str, str], Any]] = {
+    "job_image": _nonempty,
+    "job_image_pull_policy": lambda env, text: _choice(env, text, _PULL_POLICIES),
+    "job_ttl_seconds": lambda env, text: _int(env, text, 0),
+    "job_run_as_user": lambda env, text: _int(env, text, 1) if text.strip() else None,
+    "namespaces": lambda env, text: tuple(ns.strip() for ns in text.split(",") if ns.strip()),
+    "poll_seconds": lambda env, text: _number(env, text, 1),
+    "failure_backoff_seconds": lambda env, text: _number(env, text, 0),
+    "metrics_port": lambda env, text: _int(env, text, 1, 65535),
+    "health_port": lambda env, text: _int(env, text, 1, 65535),
+    "log_level": lambda env, text: _choice(env, text.upper(), _LOG_LEVELS),
+}
+
+
+def load(environ: Mapping[str, str] | None = None) -> OperatorConfig:
+    """Every setting from the environment (default os.environ); ConfigError names a bad one."""
+    env = os.environ if environ is None else environ
+    values = {s.field: _PARSERS[s.field](s.env, env.get(s.env, s.default)) for s in SETTINGS}
+    return OperatorConfig(**values)
+
+
+def describe() -> str:
+    """The settings table in Markdown."""
+    lines = ["| variable | default | meaning |", "| --- | --- | --- |"]
+    lines += [f"| `{s.env}` | `{s.default}` | {s.doc} |" for s in SETTINGS]
+    return "\n".join(lines)
+
+
+def _check_table() -> None:
+    fields = {f.name for f in dataclasses.fields(OperatorConfig)}
+    documented = {s.field for s in SETTINGS}
+    if fields != documented or documented != set(_PARSERS):
+        raise AssertionError(f"config table out of step: {fields ^ documented}")
+
+
+_check_table()
+
+if __name__ == "__main__":
+    print(describe())

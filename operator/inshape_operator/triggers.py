@@ -1,0 +1,168 @@
+"""Whether to start an update run now: lag, cron schedule and max interval, in one pure decision.
+
+Level-based: everything is derived from observations (the policy, whether a Job is active, the
+consumer group's lag, the last run's times, the last consumed schedule slot), so a restarted
+operator decides the same. Rules, in order:
+
+1. `suspend` blocks everything; an active Job blocks everything (never two Jobs at once).
+2. After a Failed run, nothing starts until the failure back-off has passed (no hot loop of
+   failing Jobs while the lag stays above the threshold).
+3. Lag: the group's lag reaches `minNewRecords`.
+4. Schedule: a cron slot passed since the later of the policy's creation, the last run's
+   start and the last consumed slot. A slot with nothing pending is consumed without a run.
+5. MaxInterval: that long passed since the last run's start (or the policy's creation), and
+   a record is pending (or the lag is unknown: the Job then finds out).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+from inshape_jobs.spec import TriggerSpec
+from inshape_operator import cron
+
+TriggerName = Literal["Lag", "Schedule", "MaxInterval"]
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_DURATION = re.compile(r"([0-9]+)([smhd])")
+_NEVER_PROBE = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+class TriggerError(ValueError):
+    """A trigger spec that cannot be evaluated (bad schedule or duration)."""
+
+
+def parse_duration(text: str) -> timedelta:
+    """`6h`, `1h30m`, `90s`, `2d` -> timedelta (the spec's DURATION pattern)."""
+    if not text or _DURATION.sub("", text) != "":
+        raise TriggerError(f"{text!r} is not a duration like 6h or 1h30m")
+    seconds = sum(int(n) * _UNITS[unit] for n, unit in _DURATION.findall(text))
+    if seconds == 0:
+        raise TriggerError(f"{text!r} is zero; give a positive duration")
+    return timedelta(seconds=seconds)
+
+
+def validate(trigger: TriggerSpec) -> None:
+    """Raise TriggerError if the schedule or maxInterval cannot work."""
+    if trigger.schedule is not None:
+        try:
+            cron.parse(trigger.schedule).next_after(_NEVER_PROBE)  # "0 0 31 2 *" never fires
+        except cron.CronError as exc:
+            raise TriggerError(f"spec.trigger.schedule: {exc}") from exc
+    if trigger.maxInterval is not None:
+        try:
+            parse_duration(trigger.maxInterval)
+        except TriggerError as exc:
+            raise TriggerError(f"spec.trigger.maxInterval: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What the decision looks at; all times timezone-aware."""
+
+    now: datetime
+    created: datetime  # the policy's creationTimestamp: the baseline before any run
+    pending: int | None  # consumer-group lag; None when it could not be read
+    job_active: bool
+    last_run_started: datetime | None = None
+    last_schedule_time: datetime | None = None  # status.lastScheduleTime
+    last_failed_at: datetime | None = None  # when the last run finished, if it Failed
+
+
+@dataclass(frozen=True)
+class Decision:
+    start: bool
+    reason: str  # CamelCase: the trigger that fired, or why nothing starts
+    message: str
+    trigger: TriggerName | None = None
+    # The cron slot this decision consumes; store it as status.lastScheduleTime.
+    schedule_time: datetime | None = None
+    # The earliest time a time-based rule could change the decision (None: only events can).
+    recheck_at: datetime | None = None
+
+
+def decide(
+    trigger: TriggerSpec,
+    *,
+    suspend: bool,
+    observed: Observed,
+    failure_backoff: timedelta = timedelta(minutes=5),
+) -> Decision:
+    """The one decision; raises TriggerError for a schedule or interval that cannot work."""
+    validate(trigger)
+    if suspend:
+        return Decision(False, "Suspended", "spec.suspend is true; no new runs start")
+    if observed.job_active:
+        return Decision(False, "JobActive", "an update Job is running")
+    now = observed.now
+    if observed.last_failed_at is not None:
+        retry_at = observed.last_failed_at + failure_backoff
+        if now < retry_at:
+            return Decision(
+                False,
+                "FailureBackoff",
+                f"the last run failed; the next may start at {retry_at.isoformat()}",
+                recheck_at=retry_at,
+            )
+
+    pending = observed.pending
+    if pending is not None and pending >= trigger.minNewRecords:
+        return Decision(
+            True,
+            "Lag",
+            f"{pending} records pending (threshold {trigger.minNewRecords})",
+            trigger="Lag",
+        )
+
+    schedule = cron.parse(trigger.schedule) if trigger.schedule else None
+    slot_consumed: datetime | None = None
+    if schedule is not None:
+        anchor = max(
+            t
+            for t in (observed.created, observed.last_run_started, observed.last_schedule_time)
+            if t is not None
+        )
+        slot = schedule.latest_at_or_before(now)
+        if slot is not None and slot > anchor:
+            if pending != 0:
+                return Decision(
+                    True,
+                    "Schedule",
+                    f"schedule {trigger.schedule!r} fired at {slot.isoformat()}",
+                    trigger="Schedule",
+                    schedule_time=slot,
+                )
+            slot_consumed = slot  # nothing to train on: skip this slot without a Job
+
+    interval_due: datetime | None = None
+    if trigger.maxInterval is not None:
+        since = observed.last_run_started or observed.created
+        interval_due = since + parse_duration(trigger.maxInterval)
+        if now >= interval_due and pending != 0:
+            return Decision(
+                True,
+                "MaxInterval",
+                f"no run for {trigger.maxInterval}"
+                + (f", {pending} records pending" if pending is not None else ""),
+                trigger="MaxInterval",
+                schedule_time=slot_consumed,
+            )
+
+    candidates = [interval_due] if interval_due is not None and interval_due > now else []
+    if schedule is not None:
+        candidates.append(schedule.next_after(now))
+    if pending is None:
+        reason, message = "LagUnknown", "the consumer group's lag could not be read"
+    else:
+        reason = "BelowThreshold"
+        message = f"{pending} of {trigger.minNewRecords} records pending"
+    return Decision(
+        False,
+        reason,
+        message,
+        schedule_time=slot_consumed,
+        recheck_at=min(candidates) if candidates else None,
+    )

@@ -1,0 +1,215 @@
+"""The operator's pure builders against a real kube-apiserver: the generated CRD (structural
+schema, CEL rules, defaults, printer columns, status not pruned), the update Job manifest and
+the target env patch."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from inshape_hack.testing import Kubectl
+from inshape_operator import crd
+from inshape_operator.job_builder import JobRequest, build_job
+from inshape_operator.results import parse_result
+from inshape_operator.rollout import env_patch
+from inshape_operator.status import Observation, desired_status
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = yaml.safe_load((ROOT / "manifests/examples/digits.yaml").read_text())
+
+
+@pytest.fixture
+def policies(kubectl: Kubectl, namespace: str) -> Callable[[dict[str, Any]], str]:
+    """Apply the CRD once per test namespace; returns a server dry-run of a policy."""
+    kubectl("apply", "-f", str(ROOT / crd.MANIFEST))
+    kubectl("wait", "--for=condition=Established", f"crd/{crd.NAME}", "--timeout=60s")
+
+    def dry_run(document: dict[str, Any]) -> str:
+        document = {**document, "metadata": {"name": "digits", "namespace": namespace}}
+        return kubectl(
+            "apply", "--dry-run=server", "-f", "-", stdin=json.dumps(document), check=False
+        )
+
+    return dry_run
+
+
+def mutated(change: Callable[[dict[str, Any]], Any]) -> dict[str, Any]:
+    document: dict[str, Any] = copy.deepcopy(EXAMPLE)
+    change(document["spec"])
+    return document
+
+
+@pytest.mark.parametrize(
+    ("change", "refusal"),
+    [
+        (lambda s: None, None),
+        (
+            lambda s: s["source"]["kafka"].update(strimziCluster="my-cluster"),
+            'spec.source.kafka: Invalid value: "object": exactly one of',
+        ),
+        (
+            lambda s: s["source"]["kafka"].update(label="px3"),
+            'spec.source.kafka.label: Invalid value: "object": label must not',
+        ),
+        (
+            lambda s: (
+                s["source"]["kafka"].pop("label"),
+                s["source"]["kafka"]["features"].append("label"),
+            ),
+            "label must not also be listed as a feature",
+        ),
+        (lambda s: s["source"]["kafka"]["features"].append("px1"), 'Duplicate value: "px1"'),
+        (
+            lambda s: s["model"].update(strategy="retrain"),
+            "spec.model.window: Required value: window is required",
+        ),
+        (lambda s: s["model"].update(strategy="retrain", window={}), None),
+        (
+            lambda s: s["evaluation"].update(minHoldout=60000),
+            'spec.evaluation.minHoldout: Invalid value: "object": minHoldout must not exceed',
+        ),
+        (lambda s: s["trigger"].update(schedule="every 5 minutes"), "spec.trigger.schedule"),
+        (lambda s: s["trigger"].update(schedule="*/5 9-17 * * mon-fri"), None),
+        (lambda s: s.update(bogus=1), 'unknown field "spec.bogus"'),
+    ],
+)
+def test_the_crd_admits_and_refuses_like_the_parser(
+    policies: Callable[[dict[str, Any]], str], change: Any, refusal: str | None
+) -> None:
+    output = policies(mutated(change))
+    if refusal is None:
+        assert "created (server dry run)" in output, output
+    else:
+        assert refusal in output, output
+
+
+def test_defaults_status_and_columns(
+    policies: Callable[[dict[str, Any]], str], kubectl: Kubectl, namespace: str
+) -> None:
+    kubectl(
+        "apply",
+        "-f",
+        "-",
+        stdin=json.dumps({**EXAMPLE, "metadata": {"name": "digits", "namespace": namespace}}),
+    )
+    stored = json.loads(kubectl("get", "mup", "digits", "-o", "json"))
+    assert stored["spec"]["job"] == {
+        "activeDeadlineSeconds": 1800,
+        "backoffLimit": 2,
+        "resources": {},
+    }
+    assert stored["spec"]["evaluation"]["minHoldout"] == 30
+
+    result = parse_result(
+        json.dumps(
+            {
+                "outcome": "Promoted",
+                "reasons": ["Improved"],
+                "runId": "r",
+                "metric": "f1_macro",
+                "candidateScore": 0.93,
+                "modelVersion": "7",
+                "modelUri": "models:/digits-classifier/7",
+                "records": {"read": 10},
+                "offsets": {"0": [0, 10]},
+            }
+        ),
+        job="digits-update-1",
+    )
+    status = desired_status(
+        None,
+        Observation(
+            now=datetime.now(UTC),
+            generation=stored["metadata"]["generation"],
+            finished=result,
+            finished_sequence=1,
+            pending=4,
+            has_target=True,
+            target_in_sync=True,
+        ),
+    ).status
+    kubectl(
+        "patch",
+        "mup",
+        "digits",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        json.dumps({"status": status}),
+    )
+    back = json.loads(kubectl("get", "mup", "digits", "-o", "json"))["status"]
+    assert back == json.loads(json.dumps(status))  # nothing pruned
+    table = kubectl("get", "mup")
+    assert table.split("\n")[0].split() == [
+        "NAME",
+        "CHAMPION",
+        "METRIC",
+        "PENDING",
+        "LAST",
+        "READY",
+        "AGE",
+    ]
+    assert table.split("\n")[1].split()[:6] == ["digits", "7", "0.93", "4", "Promoted", "True"]
+
+
+def test_the_update_job_is_a_valid_job(kubectl: Kubectl, namespace: str) -> None:
+    job = build_job(
+        JobRequest(
+            policy_name="digits",
+            namespace=namespace,
+            uid="0f6c1a7e-1111-2222-3333-444455556666",
+            spec=EXAMPLE["spec"],
+            sequence=1,
+            image="inshape:dev",
+            trigger="Lag",
+            bootstrap_servers="my-cluster-kafka-bootstrap:9092",
+        )
+    )
+    job["metadata"].pop("ownerReferences")  # the owner does not exist in this test
+    output = kubectl("create", "--dry-run=server", "-o", "json", "-f", "-", stdin=json.dumps(job))
+    created = json.loads(output)
+    assert created["spec"]["podFailurePolicy"] == job["spec"]["podFailurePolicy"]
+    assert created["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"] is True
+
+
+def test_the_env_patch_applies_to_a_real_deployment(kubectl: Kubectl, namespace: str) -> None:
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "digits-serving", "namespace": namespace},
+        "spec": {
+            "replicas": 0,
+            "selector": {"matchLabels": {"app": "serving"}},
+            "template": {
+                "metadata": {"labels": {"app": "serving"}},
+                "spec": {
+                    "containers": [
+                        {"name": "proxy", "image": "x"},
+                        {
+                            "name": "server",
+                            "image": "x",
+                            "env": [{"name": "MODEL_URI", "value": "old"}],
+                        },
+                    ]
+                },
+            },
+        },
+    }
+    kubectl("apply", "-f", "-", stdin=json.dumps(deployment))
+    live = json.loads(kubectl("get", "deployment", "digits-serving", "-o", "json"))
+    patch = env_patch(live, EXAMPLE["spec"]["target"], "models:/digits-classifier/7")
+    assert patch is not None
+    kubectl("patch", "deployment", "digits-serving", "--type=json", "-p", json.dumps(patch))
+    live = json.loads(kubectl("get", "deployment", "digits-serving", "-o", "json"))
+    server = live["spec"]["template"]["spec"]["containers"][1]
+    assert server["env"] == [{"name": "MODEL_URI", "value": "models:/digits-classifier/7"}]
+    assert env_patch(live, EXAMPLE["spec"]["target"], "models:/digits-classifier/7") is None

@@ -1,0 +1,426 @@
+"""The generated CRD: no drift from the committed manifest, every spec field stated, and
+sample objects checked against its schema (a small structural validator, below)."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin, get_type_hints
+
+import pytest
+import yaml
+
+from inshape_jobs import spec as spec_module
+from inshape_jobs.spec import PolicySpec, SpecError, parse_spec
+from inshape_operator import crd
+from inshape_operator.conditions import Condition, set_condition
+from inshape_operator.results import parse_result
+from inshape_operator.status import Observation, Problem, desired_status
+from inshape_operator.triggers import Decision
+
+ROOT = Path(__file__).resolve().parents[2]
+MANIFEST = ROOT / crd.MANIFEST
+EXAMPLE = ROOT / "manifests/examples/digits.yaml"
+NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def version_schema() -> dict[str, Any]:
+    return dict(crd.crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"])
+
+
+def example_spec() -> dict[str, Any]:
+    return dict(yaml.safe_load(EXAMPLE.read_text())["spec"])
+
+
+# --- a small structural validator ------------------------------------------------------------
+
+
+def validate(schema: dict[str, Any], value: Any, path: str = "") -> list[str]:
+    """Errors of `value` against a structural schema; unknown fields count as errors because
+    the API server would prune them silently."""
+    errors: list[str] = []
+    if schema.get("x-kubernetes-int-or-string"):
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            errors.append(f"{path}: must be an integer or a string")
+        return errors
+    kind = schema.get("type")
+    checks = {
+        "string": lambda v: isinstance(v, str),
+        "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+        "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+        "boolean": lambda v: isinstance(v, bool),
+        "array": lambda v: isinstance(v, list),
+        "object": lambda v: isinstance(v, dict),
+    }
+    if kind is not None and not checks[kind](value):
+        return [f"{path}: must be {kind}, got {value!r}"]
+    if "enum" in schema and value not in schema["enum"]:
+        errors.append(f"{path}: {value!r} not in {schema['enum']}")
+    if "minimum" in schema and value < schema["minimum"]:
+        errors.append(f"{path}: below minimum {schema['minimum']}")
+    if "maximum" in schema and value > schema["maximum"]:
+        errors.append(f"{path}: above maximum {schema['maximum']}")
+    if isinstance(value, str):
+        if len(value) < schema.get("minLength", 0):
+            errors.append(f"{path}: shorter than {schema['minLength']}")
+        if "maxLength" in schema and len(value) > schema["maxLength"]:
+            errors.append(f"{path}: longer than {schema['maxLength']}")
+        if "pattern" in schema and not re.search(schema["pattern"], value):
+            errors.append(f"{path}: {value!r} does not match {schema['pattern']}")
+        if schema.get("format") == "date-time":
+            try:
+                datetime.fromisoformat(value.replace("Z", "+00:00"))
+            except ValueError:
+                errors.append(f"{path}: {value!r} is not a date-time")
+    if isinstance(value, list):
+        if len(value) < schema.get("minItems", 0):
+            errors.append(f"{path}: fewer than {schema['minItems']} items")
+        if "maxItems" in schema and len(value) > schema["maxItems"]:
+            errors.append(f"{path}: more than {schema['maxItems']} items")
+        if schema.get("x-kubernetes-list-type") == "set" and len(set(map(repr, value))) != len(
+            value
+        ):
+            errors.append(f"{path}: duplicate items in a set")
+        if schema.get("x-kubernetes-list-type") == "map":
+            keys = [tuple(v.get(k) for k in schema["x-kubernetes-list-map-keys"]) for v in value]
+            if len(set(keys)) != len(keys):
+                errors.append(f"{path}: duplicate map keys")
+        for i, item in enumerate(value):
+            errors += validate(schema["items"], item, f"{path}[{i}]")
+    if isinstance(value, dict):
+        for name in schema.get("required", []):
+            if name not in value:
+                errors.append(f"{path}.{name}: required")
+        properties = schema.get("properties", {})
+        for name, item in value.items():
+            if name in properties:
+                errors += validate(properties[name], item, f"{path}.{name}")
+            elif "additionalProperties" in schema:
+                errors += validate(schema["additionalProperties"], item, f"{path}.{name}")
+            elif not schema.get("x-kubernetes-preserve-unknown-fields"):
+                errors.append(f"{path}.{name}: unknown field (would be pruned)")
+    return errors
+
+
+# --- (a) the committed manifest is the generated one -----------------------------------------
+
+
+def test_committed_manifest_matches_generated() -> None:
+    assert MANIFEST.exists(), f"{crd.MANIFEST} is missing: run `make crd`"
+    assert MANIFEST.read_text() == crd.render(), (
+        f"{crd.MANIFEST} is out of date with jobs/inshape_jobs/spec.py: run `make crd` "
+        f"(python -m inshape_operator.crd -o {crd.MANIFEST}) and commit the result"
+    )
+
+
+def test_cli_writes_the_manifest(tmp_path: Path) -> None:
+    out = tmp_path / "crd.yaml"
+    assert crd.main(["-o", str(out)]) == 0
+    assert out.read_text() == crd.render()
+    assert yaml.safe_load(out.read_text())["metadata"]["name"] == "modelupdatepolicies.inshape.dev"
+
+
+# --- (b) every field of spec.py is in the schema, with its default, enum and bounds ----------
+
+
+def _dataclasses_from(cls: type, path: str = "spec") -> list[tuple[str, type]]:
+    found = [(path, cls)]
+    for f in dataclasses.fields(cls):
+        for tp in (get_type_hints(cls)[f.name], *get_args(get_type_hints(cls)[f.name])):
+            if dataclasses.is_dataclass(tp):
+                found += _dataclasses_from(tp, f"{path}.{f.name}")  # type: ignore[arg-type]
+    return found
+
+
+def _schema_at(path: str) -> dict[str, Any]:
+    schema = version_schema()
+    for part in path.split("."):
+        schema = schema["properties"][part]
+    return schema
+
+
+def test_every_spec_field_is_in_the_schema_with_its_keywords() -> None:
+    walked = _dataclasses_from(PolicySpec)
+    assert {cls.__name__ for _, cls in walked} >= {"KafkaSourceSpec", "WindowSpec", "JobSpec"}
+    for path, cls in walked:
+        schema = _schema_at(path)
+        assert schema["type"] == "object"
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        assert set(schema["properties"]) == set(fields), path
+        required = [
+            n
+            for n, f in fields.items()
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        ]
+        assert schema.get("required", []) == required, path
+        hints = get_type_hints(cls)
+        for name, f in fields.items():
+            prop = schema["properties"][name]
+            where = f"{path}.{name}"
+            assert prop["description"] == f.metadata["description"], where
+            for key, value in f.metadata["schema"].items():
+                assert prop[key] == value, f"{where}: {key}"
+            extra = crd.EXTRA.get((cls, name), {})
+            stated = set(f.metadata["schema"]) | set(extra) | {"items"}
+            bounds = {"minimum", "maximum", "minLength", "maxLength", "minItems", "maxItems"}
+            assert set(prop) & (bounds | {"pattern"}) <= stated, f"{where}: unexplained keyword"
+            if f.default is not dataclasses.MISSING and f.default is not None:
+                assert prop["default"] == f.default, where
+            elif f.default_factory is not dataclasses.MISSING:
+                made = f.default_factory()
+                assert prop["default"] == ({} if dataclasses.is_dataclass(made) else made), where
+            else:
+                assert "default" not in prop, where
+            tp = hints[name]
+            literal = [a for a in (tp, *get_args(tp)) if get_origin(a) is Literal]
+            if literal:
+                assert prop["enum"] == list(get_args(literal[0])), where
+
+
+def test_defaults_in_the_schema_parse_to_the_dataclass_defaults() -> None:
+    """Applying the CRD's defaults gives the spec the Job would derive on its own."""
+
+    def apply_defaults(schema: dict[str, Any], value: dict[str, Any]) -> dict[str, Any]:
+        out = dict(value)
+        for name, prop in schema.get("properties", {}).items():
+            if name not in out and "default" in prop:
+                out[name] = copy.deepcopy(prop["default"])
+            if isinstance(out.get(name), dict) and "properties" in prop:
+                out[name] = apply_defaults(prop, out[name])
+        return out
+
+    raw = example_spec()
+    defaulted = apply_defaults(_schema_at("spec"), raw)
+    assert defaulted["trigger"]["minNewRecords"] == 2000
+    assert defaulted["job"]["backoffLimit"] == spec_module.JobSpec().backoffLimit
+    assert parse_spec(defaulted) == parse_spec(raw)
+
+
+def test_extra_keywords_refer_to_real_fields() -> None:
+    for cls, name in crd.EXTRA:
+        assert name in {f.name for f in dataclasses.fields(cls)}
+
+
+def test_names_columns_and_status_subresource() -> None:
+    version = crd.crd()["spec"]["versions"][0]
+    names = crd.crd()["spec"]["names"]
+    assert names["shortNames"] == ["mup"] and names["categories"] == ["inshape"]
+    assert version["subresources"] == {"status": {}}
+    columns = {c["name"]: c["jsonPath"] for c in version["additionalPrinterColumns"]}
+    assert columns == {
+        "Champion": ".status.champion.version",
+        "Metric": ".status.champion.metric",
+        "Pending": ".status.pendingRecords",
+        "Last": ".status.lastRun.outcome",
+        "Ready": '.status.conditions[?(@.type=="Ready")].status',
+        "Age": ".metadata.creationTimestamp",
+    }
+
+
+def _all_schemas(schema: dict[str, Any], path: str = "") -> list[tuple[str, dict[str, Any]]]:
+    found = [(path, schema)]
+    for name, prop in schema.get("properties", {}).items():
+        found += _all_schemas(prop, f"{path}.{name}")
+    if isinstance(schema.get("items"), dict):
+        found += _all_schemas(schema["items"], f"{path}[]")
+    if isinstance(schema.get("additionalProperties"), dict):
+        found += _all_schemas(schema["additionalProperties"], f"{path}{{}}")
+    return found
+
+
+def test_schema_is_structural() -> None:
+    """Every node has a type (or int-or-string); objects without properties preserve unknowns
+    only where the spec has free-form dicts."""
+    preserved = []
+    for path, schema in _all_schemas(version_schema()):
+        assert "type" in schema or schema.get("x-kubernetes-int-or-string"), path
+        assert "additionalProperties" not in schema or "properties" not in schema, path
+        if schema.get("x-kubernetes-preserve-unknown-fields"):
+            preserved.append(path)
+    assert preserved == [".spec.model.params", ".spec.job.resources"]
+
+
+# --- CEL rules: one per cross-field rule of spec._check_cross_fields -------------------------
+
+
+def _mutated(change: Any) -> dict[str, Any]:
+    raw = example_spec()
+    change(raw)
+    return raw
+
+
+CROSS_FIELD_CASES = [
+    # (what breaks it, the SpecError path, the object holding the rule, fieldPath, message)
+    (
+        lambda s: s["source"]["kafka"].update(strimziCluster="my-cluster"),
+        "spec.source.kafka",
+        "spec.source.kafka",
+        None,
+        "exactly one of bootstrapServers and strimziCluster must be set",
+    ),
+    (
+        lambda s: s["source"]["kafka"].pop("bootstrapServers"),
+        "spec.source.kafka",
+        "spec.source.kafka",
+        None,
+        "exactly one of bootstrapServers and strimziCluster must be set",
+    ),
+    (
+        lambda s: s["source"]["kafka"].update(label="px3"),
+        "spec.source.kafka.label",
+        "spec.source.kafka",
+        ".label",
+        "label must not also be listed as a feature",
+    ),
+    (
+        lambda s: s["model"].update(strategy="retrain"),
+        "spec.model.window",
+        "spec.model",
+        ".window",
+        "window is required when strategy is retrain",
+    ),
+    (
+        lambda s: s["evaluation"].update(minHoldout=500, maxHoldout=100),
+        "spec.evaluation.minHoldout",
+        "spec.evaluation",
+        ".minHoldout",
+        "minHoldout must not exceed maxHoldout",
+    ),
+]
+
+
+@pytest.mark.parametrize("case", CROSS_FIELD_CASES, ids=lambda c: c[4][:30])
+def test_each_cross_field_rule_has_a_cel_rule(case: Any) -> None:
+    change, error_path, holder, field_path, message = case
+    with pytest.raises(SpecError) as caught:
+        parse_spec(_mutated(change))
+    assert caught.value.path == error_path
+    rules = _schema_at(holder).get("x-kubernetes-validations", [])
+    matching = [r for r in rules if r["message"] == message]
+    assert len(matching) == 1, f"no CEL rule at {holder} for {message!r}"
+    assert matching[0].get("fieldPath") == field_path
+    assert matching[0]["reason"] in ("FieldValueInvalid", "FieldValueRequired")
+
+
+def test_cel_rules_fall_back_to_the_spec_defaults() -> None:
+    """The rules hold before defaulting too: they name the same defaults as spec.py."""
+    rules = {
+        r["message"]: r["rule"]
+        for _, s in _all_schemas(version_schema())
+        for r in s.get("x-kubernetes-validations", [])
+    }
+    assert '"label"' in rules["label must not also be listed as a feature"]
+    assert '"incremental"' in rules["window is required when strategy is retrain"]
+    minmax = rules["minHoldout must not exceed maxHoldout"]
+    defaults = spec_module.EvaluationSpec()
+    assert f": {defaults.minHoldout})" in minmax and f": {defaults.maxHoldout})" in minmax
+    assert len(rules) == 4  # exactly-one, label, window, holdout; uniqueness is listType set
+
+
+def test_unique_features_are_enforced_by_list_type_set() -> None:
+    features = _schema_at("spec.source.kafka.features")
+    assert features["x-kubernetes-list-type"] == "set"
+    raw = _mutated(lambda s: s["source"]["kafka"]["features"].append("px1"))
+    with pytest.raises(SpecError, match="unique"):
+        parse_spec(raw)
+    assert any("duplicate" in e for e in validate(_schema_at("spec"), raw, "spec"))
+
+
+# --- (c) sample objects against the schema ---------------------------------------------------
+
+
+def test_the_example_policy_is_valid() -> None:
+    document = yaml.safe_load(EXAMPLE.read_text())
+    document.pop("metadata")  # the API server validates metadata itself
+    assert validate(version_schema(), document) == []
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (lambda s: s["trigger"].update(minNewRecords=0), "spec.trigger.minNewRecords: below"),
+        (lambda s: s["trigger"].update(minNewRecords="10"), "must be integer"),
+        (lambda s: s["evaluation"].update(metric="auc"), "not in"),
+        (lambda s: s["evaluation"].update(holdoutFraction=0.95), "above maximum"),
+        (lambda s: s["model"].update(estimator="os.system"), "does not match"),
+        (lambda s: s["target"].update(deployment="other/ns"), "does not match"),
+        (lambda s: s["trigger"].update(maxInterval="6 hours"), "does not match"),
+        (lambda s: s["trigger"].update(schedule="every 5 minutes"), "does not match"),
+        (lambda s: s["source"]["kafka"].update(features=[]), "fewer than 1"),
+        (lambda s: s["source"]["kafka"].update(extra=True), "unknown field"),
+        (lambda s: s["model"].update(classes=[0, 1.5]), "integer or a string"),
+        (lambda s: s.pop("mlflow"), "spec.mlflow: required"),
+    ],
+)
+def test_invalid_specs_are_refused(change: Any, expected: str) -> None:
+    errors = validate(_schema_at("spec"), _mutated(change), "spec")
+    assert any(expected in e for e in errors), errors
+
+
+def test_free_form_fields_keep_what_they_are_given() -> None:
+    raw = _mutated(
+        lambda s: s.update(job={"resources": {"limits": {"memory": "1Gi"}, "anything": [1]}})
+    )
+    raw["model"]["params"] = {"nested": {"deep": [1, {"x": None}]}}
+    assert validate(_schema_at("spec"), raw, "spec") == []
+
+
+def test_schema_and_parser_agree_on_samples() -> None:
+    """What the schema accepts the parser accepts (cross-field rules aside), and vice versa."""
+    samples = [
+        _mutated(lambda s: None),
+        _mutated(lambda s: s["trigger"].update(schedule="*/5 * * * 1-5")),
+        _mutated(lambda s: s["trigger"].update(maxInterval="1h30m")),
+        _mutated(lambda s: s["evaluation"].update(significance=0.00001)),
+        _mutated(lambda s: s["source"]["kafka"].update(maxRecordBytes=8)),
+        _mutated(lambda s: s.update(job={"backoffLimit": 11})),
+    ]
+    for raw in samples:
+        schema_ok = validate(_schema_at("spec"), raw, "spec") == []
+        try:
+            parse_spec(raw)
+            parser_ok = True
+        except SpecError:
+            parser_ok = False
+        assert schema_ok == parser_ok, raw
+
+
+def test_status_written_by_the_operator_is_not_pruned() -> None:
+    """Every key status.py writes is in the status schema, with the right types."""
+    result = parse_result(
+        '{"outcome":"Promoted","reasons":["Improved"],"message":"better","runId":"r1",'
+        '"runKey":"k","metric":"f1_macro","candidateScore":0.93,"championScore":0.9,'
+        '"modelVersion":"7","modelUri":"models:/digits/7","records":{"read":10,"valid":9},'
+        '"offsets":{"0":[0,10]}}',
+        job="digits-update-7",
+    )
+    current = {
+        "champion": {"version": "6", "uri": "models:/digits/6", "metric": 0.9},
+        "conditions": set_condition([], Condition("Ready", "True", "ChampionServing"), NOW),
+    }
+    update = desired_status(
+        current,
+        Observation(
+            now=NOW,
+            generation=4,
+            finished=result,
+            finished_sequence=7,
+            finished_trigger="Lag",
+            pending=3,
+            has_target=True,
+            target_in_sync=False,
+            rollout_problem=Problem("RolloutFailed", "forbidden"),
+            decision=Decision(False, "BelowThreshold", "3 of 2000", schedule_time=NOW),
+        ),
+    )
+    status = update.status
+    assert {"champion", "previousChampion", "lastRun", "lastScheduleTime"} <= set(status)
+    assert validate(_schema_at("status"), status, "status") == []
+    failed = desired_status(
+        status,
+        Observation(now=NOW, generation=4, finished=parse_result("boom", job="digits-update-8")),
+    )
+    assert validate(_schema_at("status"), failed.status, "status") == []

@@ -1,0 +1,182 @@
+"""The update Job manifest: names, ownership, security, command and environment."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from inshape_jobs.spec import load_policy, parse_policy
+from inshape_operator.job_builder import (
+    JobRequest,
+    build_job,
+    job_name,
+    next_sequence,
+    policy_label,
+    selector,
+    sequence_of,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+POLICY = yaml.safe_load((ROOT / "manifests/examples/digits.yaml").read_text())
+UID = "0f6c1a7e-1111-2222-3333-444455556666"
+
+
+def request(**changes: Any) -> JobRequest:
+    values: dict[str, Any] = {
+        "policy_name": "digits",
+        "namespace": "ml",
+        "uid": UID,
+        "spec": POLICY["spec"],
+        "sequence": 7,
+        "image": "inshape:dev",
+    }
+    values.update(changes)
+    return JobRequest(**values)
+
+
+def container(job: dict[str, Any]) -> dict[str, Any]:
+    (only,) = job["spec"]["template"]["spec"]["containers"]
+    return dict(only)
+
+
+def env_of(job: dict[str, Any]) -> dict[str, Any]:
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container(job)["env"]}
+
+
+def test_names_are_deterministic_and_short() -> None:
+    assert job_name("digits", 7) == "digits-update-7"
+    long = "a" * 70
+    name = job_name(long, 123)
+    assert len(name) == 63 and name.endswith("-update-123")
+    assert name == job_name(long, 123)
+    assert job_name("a" * 69 + "b", 123) != name  # the hash tells similar names apart
+    assert len(policy_label(long)) == 63 and policy_label("digits") == "digits"
+    cut_at_dash = job_name("x" * 44 + "-" + "y" * 30, 1)  # the cut falls right after the dash
+    assert "--" not in cut_at_dash and cut_at_dash.startswith("x" * 44 + "-")
+
+
+def test_same_request_same_job() -> None:
+    assert build_job(request()) == build_job(request())
+
+
+def test_metadata_labels_and_owner() -> None:
+    job = build_job(request(trigger="Lag", generation=3))
+    meta = job["metadata"]
+    assert (job["apiVersion"], job["kind"]) == ("batch/v1", "Job")
+    assert (meta["name"], meta["namespace"]) == ("digits-update-7", "ml")
+    assert meta["labels"]["inshape.dev/policy"] == "digits"
+    assert meta["labels"]["inshape.dev/policy-uid"] == UID
+    assert meta["labels"]["inshape.dev/run"] == "7"
+    assert meta["labels"]["app.kubernetes.io/managed-by"] == "inshape-operator"
+    assert meta["annotations"] == {
+        "inshape.dev/trigger": "Lag",
+        "inshape.dev/policy-generation": "3",
+    }
+    assert meta["ownerReferences"] == [
+        {
+            "apiVersion": "inshape.dev/v1alpha1",
+            "kind": "ModelUpdatePolicy",
+            "name": "digits",
+            "uid": UID,
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+    ]
+    pod_labels = job["spec"]["template"]["metadata"]["labels"]
+    assert selector(UID) == f"inshape.dev/policy-uid={UID}"
+    assert pod_labels["inshape.dev/policy-uid"] == UID
+
+
+def test_limits_come_from_spec_job_and_config() -> None:
+    spec = {**POLICY["spec"], "job": {"activeDeadlineSeconds": 600, "backoffLimit": 0}}
+    job = build_job(request(spec=spec, ttl_seconds=120))
+    assert job["spec"]["activeDeadlineSeconds"] == 600
+    assert job["spec"]["backoffLimit"] == 0
+    assert job["spec"]["ttlSecondsAfterFinished"] == 120
+    defaults = build_job(request())["spec"]
+    assert (defaults["activeDeadlineSeconds"], defaults["backoffLimit"]) == (1800, 2)
+
+
+def test_spec_errors_fail_the_job_without_retries() -> None:
+    rules = build_job(request())["spec"]["podFailurePolicy"]["rules"]
+    assert rules[0]["action"] == "FailJob"
+    assert rules[0]["onExitCodes"] == {"containerName": "update", "operator": "In", "values": [2]}
+
+
+def test_restricted_pod() -> None:
+    job = build_job(request())
+    pod = job["spec"]["template"]["spec"]
+    assert pod["restartPolicy"] == "Never"
+    assert pod["automountServiceAccountToken"] is False
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert pod["securityContext"]["runAsUser"] == 65532
+    c = container(job)
+    assert c["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+    }
+    assert c["volumeMounts"] == [{"name": "tmp", "mountPath": "/tmp"}]
+    assert pod["volumes"] == [{"name": "tmp", "emptyDir": {}}]
+    assert (
+        "runAsUser"
+        not in build_job(request(run_as_user=None))["spec"]["template"]["spec"]["securityContext"]
+    )
+
+
+def test_command_image_and_resources() -> None:
+    c = container(build_job(request()))
+    assert c["name"] == "update"
+    assert c["command"] == ["python", "-m", "inshape_jobs", "update"]
+    assert c["image"] == "inshape:dev"
+    assert c["resources"] == {}
+    spec = {
+        **POLICY["spec"],
+        "job": {"image": "registry/inshape:1", "resources": {"limits": {"memory": "1Gi"}}},
+    }
+    c = container(build_job(request(spec=spec, bootstrap_servers="k-kafka-bootstrap.ml.svc:9092")))
+    assert c["image"] == "registry/inshape:1"
+    assert c["resources"] == {"limits": {"memory": "1Gi"}}
+    assert c["command"][-2:] == ["--bootstrap-servers", "k-kafka-bootstrap.ml.svc:9092"]
+
+
+def test_termination_message_and_run_key() -> None:
+    job = build_job(request())
+    c = container(job)
+    env = env_of(job)
+    assert c["terminationMessagePath"] == "/dev/termination-log"
+    assert c["terminationMessagePolicy"] == "FallbackToLogsOnError"
+    assert env["INSHAPE_TERMINATION_LOG"] == "/dev/termination-log"
+    assert env["INSHAPE_RUN_KEY"] == {
+        "fieldRef": {"fieldPath": "metadata.labels['batch.kubernetes.io/controller-uid']"}
+    }
+    assert env["HOME"] == "/tmp"
+
+
+def test_policy_env_is_what_the_job_loads() -> None:
+    env = env_of(build_job(request()))
+    document = json.loads(env["INSHAPE_POLICY"])
+    assert document["metadata"] == {"name": "digits", "namespace": "ml"}
+    assert (document["apiVersion"], document["kind"]) == (
+        "inshape.dev/v1alpha1",
+        "ModelUpdatePolicy",
+    )
+    loaded = load_policy(environ={"INSHAPE_POLICY": env["INSHAPE_POLICY"]})
+    assert loaded == parse_policy({**POLICY, "metadata": {"name": "digits", "namespace": "ml"}})
+
+
+def test_sequence_continues_from_jobs_and_status() -> None:
+    jobs: list[dict[str, Any]] = [
+        {"metadata": {"labels": {"inshape.dev/run": "3"}}},
+        {"metadata": {"labels": {"inshape.dev/run": "junk"}}},
+        {"metadata": {}},
+    ]
+    assert sequence_of(jobs[0]) == 3 and sequence_of(jobs[1]) is None
+    assert next_sequence(jobs, None) == 4
+    assert next_sequence(jobs, 9) == 10
+    assert next_sequence([], None) == 1
