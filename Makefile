@@ -24,7 +24,7 @@ setup: $(STAMP) ## Install Python deps, kcat, and fetch the Kafka broker jars (c
 	$(PY) -m inshape_hack.kafka fetch
 
 demo: setup ## Start Kafka + MLflow, stream data, run update cycles, show promotions
-	$(PY) -m inshape_hack.demo
+	$(PY) -m inshape_hack.demo $(DEMO_ARGS)
 
 test: setup lint ## Lint, then every test tier that can run on this machine
 	$(PYTEST) tests -m "not kind"
