@@ -65,8 +65,12 @@ def ensure_jars() -> Path:
 
 
 def _cluster_id() -> str:
-    """A KRaft cluster id: a UUID in URL-safe base64 without padding, as kafka-storage makes."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """A KRaft cluster id: a UUID in URL-safe base64 without padding, as kafka-storage makes.
+    Like Kafka's Uuid.randomUuid, never one starting with '-': the CLI would read an option."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def server_properties(data_dir: Path, port: int, controller_port: int) -> str:
