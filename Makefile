@@ -8,7 +8,8 @@ STAMP  := $(VENV)/.installed
 PYTEST := $(PY) -m pytest -p no:cacheprovider
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test test-unit test-integration lint format bench clean
+.PHONY: help setup tools demo test test-unit test-integration test-e2e lint format bench crd \
+	cluster-up cluster-down cluster-status clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -23,17 +24,32 @@ setup: $(STAMP) ## Install Python deps, kcat, and fetch the Kafka broker jars (c
 	@hack/ensure-packages.sh
 	$(PY) -m inshape_hack.kafka fetch
 
+tools: $(STAMP) ## Build etcd, kube-apiserver, kube-controller-manager, kubectl, helm from Go modules (cached)
+	$(PY) -m inshape_hack.gotools
+
+cluster-up: setup tools ## Start the local cluster (etcd, apiserver, controllers, local kubelet, Kafka, MLflow)
+	$(PY) -m inshape_hack.cluster up
+
+cluster-down: ## Stop the local cluster; leaves no process behind
+	@test -x $(PY) && $(PY) -m inshape_hack.cluster down || true
+
+cluster-status: ## Components, pids, /readyz and endpoints of the local cluster
+	$(PY) -m inshape_hack.cluster status
+
 demo: setup ## Start Kafka + MLflow, stream data, run update cycles, show promotions
 	$(PY) -m inshape_hack.demo $(DEMO_ARGS)
 
-test: setup lint ## Lint, then every test tier that can run on this machine
+test: setup tools lint ## Lint, then every test tier that can run on this machine
 	$(PYTEST) tests -m "not kind"
 
 test-unit: $(STAMP) ## Pure-logic tests only (no services)
 	$(PYTEST) tests/unit
 
-test-integration: setup ## Tests against real Kafka and MLflow
+test-integration: setup tools ## Tests against real Kafka, MLflow and kube-apiserver
 	$(PYTEST) tests -m integration
+
+test-e2e: setup tools ## End-to-end tests on a local cluster the session starts and stops
+	$(PYTEST) tests -m e2e
 
 lint: $(STAMP) ## ruff (lint + format check) and mypy (strict)
 	$(VENV)/bin/ruff check jobs operator hack tests bench
@@ -49,5 +65,8 @@ bench: setup ## Benchmarks: one JSON object per line (ours, the reference's, rat
 	$(PY) -m bench.update_memory
 	$(PY) -m bench.prequential_quality
 
-clean: ## Remove run state (.run); the tool cache in ~/.cache/inshape stays
+crd: $(STAMP) ## Regenerate the CRD from the policy's Python model (the one source of truth)
+	$(PY) -m inshape_operator.crd -o manifests/crd/modelupdatepolicies.inshape.dev.yaml
+
+clean: cluster-down ## Stop the local cluster, remove run state (.run); the tool cache stays
 	rm -rf .run

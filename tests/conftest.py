@@ -19,6 +19,9 @@ import pytest
 from inshape_hack.kafka import KafkaBroker
 from inshape_hack.mlflow_server import MlflowServer
 
+# The local-cluster fixtures (local_cluster, namespace, kubectl) for every tier that needs it.
+pytest_plugins = ["inshape_hack.testing"]
+
 
 @pytest.fixture(scope="session")
 def services_dir() -> Iterator[Path]:

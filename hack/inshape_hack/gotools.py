@@ -1,4 +1,4 @@
-"""Build kube-apiserver, kube-controller-manager, etcd and helm from Go modules.
+"""Build etcd, kube-apiserver, kube-controller-manager, kubectl and helm from Go modules.
 
 Each binary is built from a wrapper module under ``hack/go/<module>`` and cached
 as ``$INSHAPE_CACHE/bin/<name>-<version>-<hash>``, where the hash covers the
@@ -19,14 +19,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-HACK_DIR = Path(__file__).resolve().parent.parent
+from inshape_hack.paths import HACK_DIR, cache_dir
+
 GO_DIR = HACK_DIR / "go"
-
-
-def cache_dir() -> Path:
-    """Root of inshape's build cache; persists across clones on one machine."""
-    default = Path.home() / ".cache" / "inshape"
-    return Path(os.environ.get("INSHAPE_CACHE", str(default)))
 
 
 @dataclass(frozen=True)
@@ -69,9 +64,7 @@ def helm_ldflags(version: str, _date: str) -> list[str]:
 
 
 TOOLS: tuple[GoTool, ...] = (
-    GoTool(
-        "etcd", "etcd", "inshape.local/hack/etcd", "go.etcd.io/etcd/server/v3", etcd_ldflags
-    ),
+    GoTool("etcd", "etcd", "inshape.local/hack/etcd", "go.etcd.io/etcd/server/v3", etcd_ldflags),
     GoTool(
         "kube-apiserver",
         "kubernetes",
@@ -83,6 +76,13 @@ TOOLS: tuple[GoTool, ...] = (
         "kube-controller-manager",
         "kubernetes",
         "k8s.io/kubernetes/cmd/kube-controller-manager",
+        "k8s.io/kubernetes",
+        kubernetes_ldflags,
+    ),
+    GoTool(
+        "kubectl",
+        "kubernetes",
+        "k8s.io/kubernetes/cmd/kubectl",
         "k8s.io/kubernetes",
         kubernetes_ldflags,
     ),
@@ -99,6 +99,12 @@ def required_version(gomod: str, module: str) -> str:
         if len(words) == 2 and words[0] == module:
             return words[1]
     raise ValueError(f"go.mod does not require {module}")
+
+
+def kube_version() -> str:
+    """The Kubernetes release the cluster runs (and helm renders for)."""
+    gomod = (GO_DIR / "kubernetes" / "go.mod").read_text()
+    return required_version(gomod, "k8s.io/kubernetes")
 
 
 def module_hash(module_dir: Path) -> str:
@@ -137,14 +143,15 @@ def release_date(module_dir: Path, module: str, env: Mapping[str, str]) -> str:
         text=True,
     ).stdout
     stamp = str(json.loads(out).get("Time", "1970-01-01T00:00:00Z"))
-    return stamp.split(".")[0].removesuffix("Z") + "Z"
+    return stamp.split(".", maxsplit=1)[0].removesuffix("Z") + "Z"
 
 
-def build(tool: GoTool, root: Path | None = None, parallel: int = 2) -> Path:
+def build(tool: GoTool, root: Path | None = None, parallel: int = 2, quiet: bool = False) -> Path:
     """Build ``tool`` into the cache unless it is already there; return its path."""
     target = binary_path(tool, root)
     if target.exists():
-        print(f"{tool.name}: cached {target}", flush=True)
+        if not quiet:
+            print(f"{tool.name}: cached {target}", flush=True)
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     module_dir = GO_DIR / tool.module
@@ -153,17 +160,41 @@ def build(tool: GoTool, root: Path | None = None, parallel: int = 2) -> Path:
     flags = tool.ldflags(version, release_date(module_dir, tool.version_of, env))
     partial = target.with_name(target.name + ".partial")
     started = time.monotonic()
-    print(f"{tool.name}: building {tool.package} {version}", flush=True)
+    print(f"{tool.name}: building {tool.package} {version}", file=sys.stderr, flush=True)
     subprocess.run(
-        ["go", "build", f"-p={parallel}", "-ldflags", " ".join(["-s", "-w", *flags]),
-         "-o", str(partial), tool.package],
+        [
+            "go",
+            "build",
+            f"-p={parallel}",
+            "-ldflags",
+            " ".join(["-s", "-w", *flags]),
+            "-o",
+            str(partial),
+            tool.package,
+        ],
         cwd=module_dir,
         env=env,
         check=True,
     )
     partial.rename(target)  # atomic: a killed build never leaves a "cached" binary
-    print(f"{tool.name}: built in {time.monotonic() - started:.0f}s -> {target}", flush=True)
+    seconds = time.monotonic() - started
+    _timing_path(target).write_text(f"{seconds:.1f}\n")
+    print(f"{tool.name}: built in {seconds:.0f}s -> {target}", file=sys.stderr, flush=True)
     return target
+
+
+def _timing_path(binary: Path) -> Path:
+    return binary.with_name(binary.name + ".build-seconds")
+
+
+def recorded_build_seconds(root: Path | None = None) -> dict[str, float]:
+    """How long each cached binary took to build when it was built (its cold build time)."""
+    out: dict[str, float] = {}
+    for tool in TOOLS:
+        path = _timing_path(binary_path(tool, root))
+        if path.exists():
+            out[tool.name] = float(path.read_text())
+    return out
 
 
 def ensure_tools(root: Path | None = None) -> dict[str, Path]:

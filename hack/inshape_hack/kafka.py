@@ -6,6 +6,7 @@ pom hash; `KafkaBroker` formats a data dir and runs `kafka.Kafka` on free loopba
 
 from __future__ import annotations
 
+import argparse
 import base64
 import hashlib
 import os
@@ -195,8 +196,6 @@ class KafkaBroker:
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m inshape_hack.kafka fetch`: fill the jar cache (what `make setup` runs)."""
-    import argparse
-
     parser = argparse.ArgumentParser(prog="python -m inshape_hack.kafka")
     parser.add_argument("command", choices=["fetch"])
     parser.parse_args(argv)

@@ -90,6 +90,15 @@ def _produce(args: argparse.Namespace) -> int:
     return 0
 
 
+def termination_log_default() -> str | None:
+    """Where the result goes besides stdout. The Job sets INSHAPE_TERMINATION_LOG to its
+    terminationMessagePath; the local kubelet, which runs pods as plain processes, offers a
+    per-container file in INSHAPE_TERMINATION_MESSAGE_PATH instead, which then wins."""
+    return os.environ.get("INSHAPE_TERMINATION_MESSAGE_PATH") or os.environ.get(
+        "INSHAPE_TERMINATION_LOG"
+    )
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="python -m inshape_jobs", description=__doc__)
     commands = root.add_subparsers(dest="command", required=True)
@@ -112,7 +121,7 @@ def parser() -> argparse.ArgumentParser:
     )
     update.add_argument(
         "--termination-log",
-        default=os.environ.get("INSHAPE_TERMINATION_LOG"),
+        default=termination_log_default(),
         help="also write the JSON result here (default: $INSHAPE_TERMINATION_LOG)",
     )
     update.set_defaults(func=_update)
