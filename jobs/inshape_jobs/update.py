@@ -131,16 +131,17 @@ def drain_and_train(
     snapshot: Snapshot,
     reader: Reader,
     *,
+    fresh: BaseEstimator,
     champion: Champion | None,
     options: RunOptions,
     timers: Timers,
     dead_letters: DeadLetterSink | None,
 ) -> Drained:
     """Stream the snapshot chunk by chunk: memory holds one chunk, the capped holdout and
-    (strategy retrain) the bounded window, however many records are pending."""
+    (strategy retrain) the bounded window, however many records are pending.
+    `fresh` is the policy's estimator, unfitted: the model when there is no champion."""
     spec = policy.spec
     kafka, ev = spec.source.kafka, spec.evaluation
-    fresh = build_estimator(spec.model)
     classification = is_classification(fresh)
     parser = ChunkParser(
         RecordSchema(tuple(kafka.features), kafka.label, kafka.maxRecordBytes, classification)
@@ -409,9 +410,9 @@ def run_update(
     spec = policy.spec
     with timers.stage("champion"):
         champion = tracker.champion()
-    probe = build_estimator(spec.model)
-    if not metric_fits_task(spec.evaluation.metric, is_classification(probe)):
-        kind = "a classifier" if is_classification(probe) else "a regressor"
+    fresh = build_estimator(spec.model)
+    if not metric_fits_task(spec.evaluation.metric, is_classification(fresh)):
+        kind = "a classifier" if is_classification(fresh) else "a regressor"
         raise SpecError(
             "spec.evaluation.metric",
             f"{spec.evaluation.metric} does not fit {kind} ({spec.model.estimator})",
@@ -448,6 +449,7 @@ def run_update(
         policy,
         snapshot,
         reader,
+        fresh=fresh,
         champion=champion,
         options=options,
         timers=timers,
