@@ -6,6 +6,7 @@ tail; offsets are committed only by `commit()`, which the run calls after MLflow
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,8 +16,12 @@ from kafka.consumer import KafkaConsumer
 from kafka.producer import KafkaProducer
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
+from inshape_jobs.batches import BatchFormatError, decode_batches, next_fetch_offset
+from inshape_jobs.fetch import FetchFallbackError, RawFetcher
 from inshape_jobs.records import RawChunk
 from inshape_jobs.topics import ensure_topic
+
+log = logging.getLogger(__name__)
 
 
 class DrainError(RuntimeError):
@@ -123,22 +128,86 @@ class TopicReader:
         return Snapshot(self.topic, self.group, tuple(ranges))
 
     def read(self, snapshot: Snapshot, chunk_records: int) -> Iterator[RawChunk]:
-        """Every record of the snapshot's ranges, in chunks of about chunk_records."""
-        remaining = {r.partition: r.end for r in snapshot.ranges if r.end > r.start}
+        """Every record of the snapshot's ranges, in chunks of chunk_records (the last fewer)."""
+        positions = {r.partition: r.start for r in snapshot.ranges if r.end > r.start}
+        ends = {r.partition: r.end for r in snapshot.ranges if r.end > r.start}
+        if not positions:
+            return
+        # Assigned as before (the group's commit goes through this consumer), but the records
+        # come from raw fetches unless something goes wrong.
+        consumer = self._consumer
+        consumer.assign([TopicPartition(self.topic, p) for p in positions])
+        chunker = _Chunker(chunk_records)
+        try:
+            for partition, offsets, values in self._read_raw(positions, ends):
+                yield from chunker.add(partition, offsets, values)
+        except (FetchFallbackError, BatchFormatError) as trouble:
+            # positions holds where every partition's delivered records end: the consumer
+            # takes over from there and recovers (new leader, retries) the way it always has.
+            log.info("Raw fetch stopped (%s); reading on with the consumer", trouble)
+            for partition, offsets, values in self._read_consumer(positions, ends):
+                yield from chunker.add(partition, offsets, values)
+        yield from chunker.finish()
+
+    def _read_raw(
+        self, positions: dict[int, int], ends: dict[int, int]
+    ) -> Iterator[tuple[int, list[int], list[bytes | None]]]:
+        """Raw fetches decoded by batches.decode_batches; the next fetch is in flight while
+        this one is decoded. Advances positions as records are handed out."""
+        fetcher = RawFetcher(self._consumer, self.topic, CONSUMER_SETTINGS)
+        try:
+            yield from self._fetch_loop(fetcher, positions, ends)
+        finally:
+            fetcher.close()
+
+    def _fetch_loop(
+        self, fetcher: RawFetcher, positions: dict[int, int], ends: dict[int, int]
+    ) -> Iterator[tuple[int, list[int], list[bytes | None]]]:
+        fetcher.send(positions)
+        last_progress = time.monotonic()
+        while True:
+            fetched = fetcher.receive()
+            # Where each partition goes next, from batch headers only, so the next request
+            # goes out before the records are decoded.
+            upcoming = dict(positions)
+            for f in fetched:
+                upcoming[f.partition] = next_fetch_offset(f.records, f.fetch_offset)
+            pending = {p: o for p, o in upcoming.items() if o < ends[p]}
+            if pending:
+                fetcher.send(pending)
+            progressed = False
+            for f in fetched:
+                decoded = decode_batches(f.records, f.fetch_offset, ends[f.partition])
+                if decoded.offsets:
+                    yield f.partition, decoded.offsets, decoded.values
+                if decoded.next_offset > positions[f.partition]:
+                    positions[f.partition] = decoded.next_offset
+                    progressed = True
+            if not pending:
+                return
+            if progressed:
+                last_progress = time.monotonic()
+            elif time.monotonic() - last_progress > self.stall_timeout:
+                raise DrainError(
+                    f"No records from {self.topic} for {self.stall_timeout:.0f}s; "
+                    f"still to read: {pending}"
+                )
+
+    def _read_consumer(
+        self, positions: dict[int, int], ends: dict[int, int]
+    ) -> Iterator[tuple[int, list[int], list[bytes | None]]]:
+        """The same records through KafkaConsumer.poll: slow, but every recovery built in."""
+        remaining = {p: ends[p] for p, o in positions.items() if o < ends[p]}
         if not remaining:
             return
         consumer = self._consumer
         tps = {p: TopicPartition(self.topic, p) for p in remaining}
         consumer.assign(list(tps.values()))
-        for r in snapshot.ranges:
-            if r.partition in remaining:
-                consumer.seek(tps[r.partition], r.start)
-        partitions: list[int] = []
-        offsets: list[int] = []
-        values: list[bytes | None] = []
+        for p, tp in tps.items():
+            consumer.seek(tp, positions[p])
         last_progress = time.monotonic()
         while remaining:
-            batches = consumer.poll(timeout_ms=1000, max_records=chunk_records)
+            batches = consumer.poll(timeout_ms=1000, max_records=10_000)
             if not batches:
                 if time.monotonic() - last_progress > self.stall_timeout:
                     raise DrainError(
@@ -151,20 +220,19 @@ class TopicReader:
                 end = remaining.get(tp.partition)
                 if end is None:
                     continue
+                offsets: list[int] = []
+                values: list[bytes | None] = []
                 for record in records:
                     if record.offset >= end:
                         break
-                    partitions.append(tp.partition)
                     offsets.append(record.offset)
                     values.append(record.value)
-                if consumer.position(tp) >= end:
+                if offsets:
+                    yield tp.partition, offsets, values
+                positions[tp.partition] = consumer.position(tp)
+                if positions[tp.partition] >= end:
                     del remaining[tp.partition]
                     consumer.pause(tp)
-            if len(values) >= chunk_records:
-                yield _chunk(partitions, offsets, values)
-                partitions, offsets, values = [], [], []
-        if values:
-            yield _chunk(partitions, offsets, values)
 
     def commit(self, offsets: dict[int, int], metadata: str) -> None:
         """Commit the group's offsets (the next offset to read, per partition)."""
@@ -176,12 +244,42 @@ class TopicReader:
         )
 
 
-def _chunk(partitions: list[int], offsets: list[int], values: list[bytes | None]) -> RawChunk:
-    return RawChunk(
-        partitions=np.asarray(partitions, dtype=np.int64),
-        offsets=np.asarray(offsets, dtype=np.int64),
-        values=values,
-    )
+class _Chunker:
+    """Gathers (partition, offsets, values) pieces into RawChunks of exactly chunk_records."""
+
+    def __init__(self, chunk_records: int) -> None:
+        self.chunk_records = max(1, chunk_records)
+        self._pieces: list[tuple[int, list[int], list[bytes | None]]] = []
+        self._count = 0
+
+    def add(
+        self, partition: int, offsets: list[int], values: list[bytes | None]
+    ) -> Iterator[RawChunk]:
+        while offsets:
+            take = self.chunk_records - self._count
+            if len(offsets) < take:
+                self._pieces.append((partition, offsets, values))
+                self._count += len(offsets)
+                return
+            self._pieces.append((partition, offsets[:take], values[:take]))
+            self._count += take
+            offsets, values = offsets[take:], values[take:]
+            yield self._emit()
+
+    def finish(self) -> Iterator[RawChunk]:
+        if self._count:
+            yield self._emit()
+
+    def _emit(self) -> RawChunk:
+        pieces, self._pieces, self._count = self._pieces, [], 0
+        values: list[bytes | None] = []
+        for _, _, piece_values in pieces:
+            values.extend(piece_values)
+        return RawChunk(
+            partitions=np.concatenate([np.full(len(o), p, dtype=np.int64) for p, o, _ in pieces]),
+            offsets=np.concatenate([np.asarray(o, dtype=np.int64) for _, o, _ in pieces]),
+            values=values,
+        )
 
 
 class DeadLetters:

@@ -7,20 +7,24 @@ from __future__ import annotations
 
 import json
 import math
+import struct
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Annotated, Any
+from itertools import starmap
+from typing import Annotated, Any, cast
 
 import msgspec
 import numpy as np
 import numpy.typing as npt
+from msgspec.structs import astuple
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
 _NUMERIC = (int, float)
-PARSE_BLOCK = 2048
+PARSE_BLOCK = 512
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
@@ -130,24 +134,30 @@ class ChunkParser:
         fields: list[tuple[str, Any]] = [(name, float) for name in schema.features]
         fields.append((schema.label, label_type))
         # Struct attribute names must be identifiers; JSON keys may be anything, so rename.
+        # gc=False: a record of numbers and a string cannot form a cycle, and tracking a
+        # struct per record makes the collector scan them all.
         record_type = msgspec.defstruct(
             "Record",
             [(f"f{i}", tp) for i, (_, tp) in enumerate(fields)],
             rename={f"f{i}": name for i, (name, _) in enumerate(fields)},
+            gc=False,
         )
         self._decode = msgspec.json.Decoder(record_type).decode
-        self._astuple = msgspec.structs.astuple
+        # A decoded row is packed straight into machine words: features as doubles, the label
+        # as a double (regression) or an int64 (class); numpy reads a block of rows through
+        # two views. A string class label cannot be packed: it goes aside.
+        n = len(schema.features)
+        self._pack = struct.Struct(f"={n}d{'q' if schema.classification else 'd'}").pack
 
     def parse(self, chunk: RawChunk) -> ParsedChunk:
         """Validate every record of a chunk; keep the good rows in arrival order."""
         schema = self.schema
-        decode, astuple = self._decode, self._astuple
         n_features = len(schema.features)
-        # Rows land in a preallocated array block by block: a list of decoded tuples costs
-        # ~2 KiB per 64-feature record, so only one block of them is alive at a time.
-        features = np.empty((len(chunk), n_features), dtype=np.float64)
-        labels: list[Any] = []
-        block: list[tuple[Any, ...]] = []
+        n = len(chunk)
+        features = np.empty((n, n_features), dtype=np.float64)
+        label_dtype = np.int64 if schema.classification else np.float64
+        labels = np.empty(n, dtype=label_dtype)
+        str_labels: dict[int, str] = {}  # row -> a string class label
         filled = 0
         kept: list[int] = []
         rejects: Counter[str] = Counter()
@@ -164,36 +174,35 @@ class ChunkParser:
                 )
             )
 
-        def flush() -> None:
-            nonlocal filled
-            if block:
-                features[filled : filled + len(block)] = [row[:n_features] for row in block]
-                labels.extend(row[n_features] for row in block)
-                filled += len(block)
-                block.clear()
-
-        for index, value in enumerate(chunk.values):
-            if value is None:
-                reject(index, Reject.NOT_JSON)
-                continue
-            if len(value) > schema.max_bytes:
-                reject(index, Reject.OVERSIZED)
-                continue
-            try:
-                block.append(astuple(decode(value)))
-            # msgspec raises UnicodeDecodeError for invalid UTF-8 inside a string.
-            except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
-                reason = classify_bad_record(value, schema)
-                # Valid to json but not to the strict decoder (e.g. a bare NaN): no reason yet.
-                reject(index, reason or Reject.NON_FINITE)
-                continue
-            kept.append(index)
-            if len(block) == PARSE_BLOCK:
-                flush()
-        flush()
+        # Block by block: a block of good records is decoded and packed without a Python-level
+        # step per record; a block holding anything else is redone record by record.
+        for first in range(0, n, PARSE_BLOCK):
+            values = chunk.values[first : first + PARSE_BLOCK]
+            packed = self._pack_block(values)
+            block_kept: Sequence[int]
+            if packed is None:
+                packed, block_kept = self._pack_each(values, first, filled, str_labels, reject)
+            else:
+                block_kept = range(first, first + len(values))
+            count = len(block_kept)
+            if count:
+                rows = np.frombuffer(packed, dtype=np.float64).reshape(count, n_features + 1)
+                features[filled : filled + count] = rows[:, :n_features]
+                labels[filled : filled + count] = rows.view(label_dtype)[:, n_features]
+                filled += count
+                kept.extend(block_kept)
         features = features[:filled]
         keep = np.asarray(kept, dtype=np.int64)
-        label_array = _label_array(labels, schema.classification)
+        label_array: npt.NDArray[Any] = labels[:filled]
+        if str_labels:
+            # Mixed int and string classes: all as strings, as np.asarray would make them.
+            label_array = np.asarray(
+                [
+                    str_labels[i] if i in str_labels else str(label)
+                    for i, label in enumerate(label_array.tolist())
+                ],
+                dtype=object,
+            )
         # Huge literals such as 1e999 decode to inf; one vectorised pass finds them.
         finite = np.isfinite(features).all(axis=1)
         if not schema.classification:
@@ -211,13 +220,57 @@ class ChunkParser:
             rejected=rejected,
         )
 
+    def _pack_block(self, values: list[bytes | None]) -> bytes | None:
+        """The packed rows of a block if every record in it is good, else None."""
+        good = cast(list[bytes], values)  # a None fails len() below
+        try:
+            if max(map(len, good)) > self.schema.max_bytes:
+                return None
+            return b"".join(starmap(self._pack, map(astuple, map(self._decode, good))))
+        # None has no len(); a string label does not pack; the rest are msgspec's refusals.
+        except (TypeError, struct.error, UnicodeDecodeError, msgspec.MsgspecError):
+            return None
 
-def _label_array(labels: list[Any], classification: bool) -> npt.NDArray[Any]:
-    if not classification:
-        return np.asarray(labels, dtype=np.float64)
-    if all(label.__class__ is int for label in labels):
-        return np.asarray(labels, dtype=np.int64)
-    return np.asarray([str(label) for label in labels], dtype=object)
+    def _pack_each(
+        self,
+        values: list[bytes | None],
+        first: int,
+        filled: int,
+        str_labels: dict[int, str],
+        reject: Callable[[int, Reject], None],
+    ) -> tuple[bytes, list[int]]:
+        """A block record by record: the packed good rows and their indices; the rest rejected
+        with their exact reason."""
+        schema = self.schema
+        n_features = len(schema.features)
+        decode, pack = self._decode, self._pack
+        pieces: list[bytes] = []
+        kept: list[int] = []
+        for index, value in enumerate(values, first):
+            if value is None:
+                reject(index, Reject.NOT_JSON)
+                continue
+            if len(value) > schema.max_bytes:
+                reject(index, Reject.OVERSIZED)
+                continue
+            try:
+                row = astuple(decode(value))
+            # msgspec raises UnicodeDecodeError for invalid UTF-8 inside a string.
+            except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
+                reason = classify_bad_record(value, schema)
+                # Valid to json but not to the strict decoder (e.g. a bare NaN): no reason yet.
+                reject(index, reason or Reject.NON_FINITE)
+                continue
+            try:
+                pieces.append(pack(*row))
+            except struct.error:
+                label = row[n_features]
+                if not isinstance(label, str):
+                    raise
+                str_labels[filled + len(kept)] = label
+                pieces.append(pack(*row[:n_features], 0))
+            kept.append(index)
+        return b"".join(pieces), kept
 
 
 def drop_unknown_labels(parsed: ParsedChunk, classes: npt.NDArray[Any]) -> ParsedChunk:
