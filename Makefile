@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 PYTEST := $(PY) -m pytest -p no:cacheprovider
 
 .DEFAULT_GOAL := help
-.PHONY: help setup tools demo test test-unit test-integration test-e2e lint format bench crd \
+.PHONY: help setup tools operator demo test test-unit test-integration test-e2e lint format bench crd \
 	cluster-up cluster-down cluster-status clean
 
 help: ## List the targets
@@ -35,6 +35,9 @@ cluster-down: ## Stop the local cluster; leaves no process behind
 
 cluster-status: ## Components, pids, /readyz and endpoints of the local cluster
 	$(PY) -m inshape_hack.cluster status
+
+operator: $(STAMP) ## Run the operator against the local cluster (after make cluster-up)
+	KUBECONFIG=.run/cluster/admin.kubeconfig INSHAPE_POLL_SECONDS=2 $(PY) -m inshape_operator
 
 demo: setup ## Start Kafka + MLflow, stream data, run update cycles, show promotions
 	$(PY) -m inshape_hack.demo $(DEMO_ARGS)
@@ -64,6 +67,8 @@ bench: setup ## Benchmarks: one JSON object per line (ours, the reference's, rat
 	$(PY) -m bench.drain_throughput
 	$(PY) -m bench.update_memory
 	$(PY) -m bench.prequential_quality
+	$(PY) -m bench.operator_latency --runs 20
+	$(PY) -m bench.operator_scale
 
 crd: $(STAMP) ## Regenerate the CRD from the policy's Python model (the one source of truth)
 	$(PY) -m inshape_operator.crd -o manifests/crd/modelupdatepolicies.inshape.dev.yaml

@@ -1,0 +1,183 @@
+"""Shared pieces of the operator benchmarks: a cluster, the operator process, API clients.
+
+With INSHAPE_CLUSTER_STATE=<state dir of `python -m inshape_hack.cluster up`> the benchmarks
+attach to a running local cluster; otherwise they start one in a scratch dir and stop it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import kubernetes
+
+from inshape_hack.cluster import Endpoints, LocalCluster, read_state
+from inshape_operator import crd
+
+REPO = Path(__file__).resolve().parents[1]
+
+# A Kopf operator doing nothing on the same CRD: the reference for the scale benchmark.
+IDLE_OPERATOR = """
+import os
+import kopf
+
+@kopf.on.startup()
+def configure(settings, **_):
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="idle.bench")
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="idle.bench")
+
+@kopf.on.resume("inshape.dev", "v1alpha1", "modelupdatepolicies")
+@kopf.on.create("inshape.dev", "v1alpha1", "modelupdatepolicies")
+@kopf.on.update("inshape.dev", "v1alpha1", "modelupdatepolicies")
+def changed(**_):
+    return None
+
+INTERVAL = float(os.environ["INTERVAL"])
+
+@kopf.timer("inshape.dev", "v1alpha1", "modelupdatepolicies", interval=INTERVAL)
+def poll(**_):
+    return None
+
+kopf.run(standalone=True, clusterwide=True)
+"""
+
+
+@contextmanager
+def cluster() -> Iterator[Endpoints]:
+    attach = os.environ.get("INSHAPE_CLUSTER_STATE")
+    if attach:
+        state = read_state(Path(attach))
+        if state is None:
+            raise SystemExit(f"INSHAPE_CLUSTER_STATE={attach}: no cluster state there")
+        yield Endpoints(**state["endpoints"])
+        return
+    local = LocalCluster(Path(tempfile.mkdtemp(prefix="inshape-bench-cluster-")))
+    local.start()
+    try:
+        yield local.endpoints()
+    finally:
+        local.stop()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def api(endpoints: Endpoints) -> kubernetes.client.ApiClient:
+    config = kubernetes.client.Configuration()
+    kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
+        config_file=endpoints.kubeconfig, client_configuration=config
+    )
+    config.connection_pool_maxsize = 16
+    return kubernetes.client.ApiClient(config)
+
+
+def apply_crd(endpoints: Endpoints) -> None:
+    kubectl(endpoints, "apply", "-f", str(REPO / crd.MANIFEST))
+    kubectl(endpoints, "wait", "--for=condition=Established", f"crd/{crd.NAME}", "--timeout=60s")
+
+
+def kubectl(endpoints: Endpoints, *args: str, stdin: str | None = None) -> str:
+    env = {**os.environ, "KUBECONFIG": endpoints.kubeconfig}
+    return subprocess.run(
+        [endpoints.kubectl, *args],
+        input=stdin,
+        env=env,
+        text=True,
+        capture_output=True,
+        check=True,
+    ).stdout
+
+
+def namespace(endpoints: Endpoints, name: str) -> None:
+    kubectl(endpoints, "create", "namespace", name)
+
+
+def start_operator(
+    endpoints: Endpoints, log: Path, env: dict[str, str], idle: bool = False
+) -> subprocess.Popen[bytes]:
+    argv = (
+        [sys.executable, "-c", IDLE_OPERATOR]
+        if idle
+        else [sys.executable, "-m", "inshape_operator"]
+    )
+    full = {
+        **os.environ,
+        "KUBECONFIG": endpoints.kubeconfig,
+        "INSHAPE_METRICS_PORT": str(free_port()),
+        "INSHAPE_HEALTH_PORT": str(free_port()),
+        **env,
+    }
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            argv, env=full, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+
+def wait_healthy(port: int, timeout: float = 60) -> None:
+    """Until Kopf's liveness endpoint answers (the operator has started its watches)."""
+    import urllib.request  # noqa: PLC0415
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise TimeoutError(f"the operator's /healthz on port {port} never answered")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def policy_document(
+    name: str, ns: str, endpoints: Endpoints, topic: str, **spec: Any
+) -> dict[str, Any]:
+    import yaml  # noqa: PLC0415
+
+    example = yaml.safe_load((REPO / "manifests/examples/digits.yaml").read_text())
+    body = example["spec"]
+    body["source"]["kafka"].update(bootstrapServers=endpoints.kafka_bootstrap, topic=topic)
+    body["model"]["name"] = f"{ns}-{name}"
+    body["mlflow"] = {"trackingUri": endpoints.mlflow_tracking_uri}
+    body["evaluation"] = {"metric": "accuracy", "minImprovement": 0.0}
+    body["trigger"] = {"minNewRecords": 300}
+    body.update(spec)
+    if body.get("target") is None:
+        body.pop("target", None)
+    return {
+        "apiVersion": example["apiVersion"],
+        "kind": example["kind"],
+        "metadata": {"name": name, "namespace": ns},
+        "spec": body,
+    }
+
+
+def dumps(document: Any) -> str:
+    return json.dumps(document)

@@ -1,0 +1,202 @@
+"""The operator against the local cluster: run as `python -m inshape_operator`, as a developer
+would, with the cluster's admin kubeconfig, Kafka and MLflow."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from inshape_hack.cluster import Endpoints
+from inshape_hack.testing import Kubectl, eventually, kubectl, local_cluster, namespace
+from inshape_jobs.spec import Policy, parse_policy
+from inshape_operator import crd
+from tests.integration.helpers import deep_merge, fill
+
+__all__ = ["kubectl", "local_cluster", "namespace"]
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = yaml.safe_load((ROOT / "manifests/examples/digits.yaml").read_text())
+SERVING = "digits-serving"
+INITIAL_URI = "models:/none/0"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Operator:
+    """`python -m inshape_operator` as a subprocess; start, SIGKILL, start again."""
+
+    def __init__(self, endpoints: Endpoints, namespace: str, log: Path, **env: str) -> None:
+        self.log = log
+        self.env = {
+            **os.environ,
+            "KUBECONFIG": endpoints.kubeconfig,
+            "INSHAPE_NAMESPACES": namespace,
+            "INSHAPE_POLL_SECONDS": "1",
+            "INSHAPE_FAILURE_BACKOFF_SECONDS": "600",
+            "INSHAPE_METRICS_PORT": str(free_port()),
+            "INSHAPE_HEALTH_PORT": str(free_port()),
+            "INSHAPE_JOB_TTL_SECONDS": "600",
+            **env,
+        }
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "inshape_operator"],
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")[-6000:]
+
+
+class World:
+    """One test's namespace with the CRD, a serving Deployment, Kafka and MLflow."""
+
+    def __init__(
+        self, endpoints: Endpoints, namespace: str, kubectl: Kubectl, operator: Operator
+    ) -> None:
+        self.endpoints = endpoints
+        self.namespace = namespace
+        self.kubectl = kubectl
+        self.operator = operator
+
+    def policy(self, name: str, spec: dict[str, Any] | None = None) -> Policy:
+        """Apply a digits policy on its own topic and model; returns it parsed."""
+        override: dict[str, Any] = {
+            "source": {
+                "kafka": {
+                    "bootstrapServers": self.endpoints.kafka_bootstrap,
+                    "topic": f"{self.namespace}-{name}",
+                }
+            },
+            "model": {"name": f"{self.namespace}-{name}"},
+            "mlflow": {"trackingUri": self.endpoints.mlflow_tracking_uri, "experiment": None},
+            "evaluation": {"minImprovement": 0.0, "floor": None, "significance": None},
+            "trigger": {"minNewRecords": 300, "maxInterval": None},
+            "target": {"deployment": SERVING, "container": "server", "env": "MODEL_URI"},
+        }
+        document_spec = deep_merge(EXAMPLE["spec"], deep_merge(override, spec or {}))
+        for section in ("evaluation", "trigger", "mlflow"):
+            document_spec[section] = {
+                k: v for k, v in document_spec[section].items() if v is not None
+            }
+        document = {
+            "apiVersion": EXAMPLE["apiVersion"],
+            "kind": EXAMPLE["kind"],
+            "metadata": {"name": name, "namespace": self.namespace},
+            "spec": document_spec,
+        }
+        self.kubectl("apply", "-f", "-", stdin=json.dumps(document))
+        return parse_policy(document)
+
+    def fill(self, policy: Policy, count: int, seed: int = 0) -> None:
+        fill(policy, count, seed=seed)
+
+    def jobs(self, name: str) -> list[dict[str, Any]]:
+        items = json.loads(
+            self.kubectl("get", "jobs", "-l", f"inshape.dev/policy={name}", "-o", "json")
+        )["items"]
+        return list(items)
+
+    def status(self, name: str) -> dict[str, Any]:
+        return dict(json.loads(self.kubectl("get", "mup", name, "-o", "json")).get("status") or {})
+
+    def deployment(self) -> dict[str, Any]:
+        return dict(json.loads(self.kubectl("get", "deployment", SERVING, "-o", "json")))
+
+    def model_uri(self) -> str | None:
+        container = self.deployment()["spec"]["template"]["spec"]["containers"][0]
+        return next(
+            (e.get("value") for e in container.get("env") or () if e["name"] == "MODEL_URI"), None
+        )
+
+    def replica_sets(self) -> int:
+        return len(json.loads(self.kubectl("get", "replicasets", "-o", "json"))["items"])
+
+    def condition(self, name: str, type_: str) -> dict[str, Any]:
+        for condition in self.status(name).get("conditions") or ():
+            if condition["type"] == type_:
+                return dict(condition)
+        return {}
+
+    def wait(self, check: Callable[[], bool], timeout: float, what: str) -> None:
+        try:
+            eventually(check, timeout, what)
+        except BaseException:
+            print(self.operator.output())
+            raise
+
+
+@pytest.fixture
+def world(
+    local_cluster: Endpoints, namespace: str, kubectl: Kubectl, tmp_path: Path
+) -> Iterator[World]:
+    kubectl("apply", "-f", str(ROOT / crd.MANIFEST))
+    kubectl("wait", "--for=condition=Established", f"crd/{crd.NAME}", "--timeout=60s")
+    serving = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": SERVING, "namespace": namespace},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": "serving"}},
+            "template": {
+                "metadata": {"labels": {"app": "serving"}},
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "server",
+                            "image": "inshape:dev",
+                            "command": ["python", "-c", "import time; time.sleep(3600)"],
+                            "env": [{"name": "MODEL_URI", "value": INITIAL_URI}],
+                        }
+                    ]
+                },
+            },
+        },
+    }
+    kubectl("apply", "-f", "-", stdin=json.dumps(serving))
+    operator = Operator(local_cluster, namespace, tmp_path / "operator.log")
+    operator.start()
+    world = World(local_cluster, namespace, kubectl, operator)
+    world.wait(lambda: world.replica_sets() == 1, 30, "the serving Deployment has a ReplicaSet")
+    try:
+        yield world
+    finally:
+        operator.stop()
+        # Jobs still running would outlive the namespace's deletion for a while: stop them now.
+        kubectl("delete", "jobs", "--all", "--wait=false", check=False)
+        time.sleep(0.1)

@@ -1,0 +1,104 @@
+"""The operator end to end on the local cluster: lag threshold -> one Job -> result -> rollout."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from inshape_operator.results import job_state
+from tests.operator.conftest import INITIAL_URI, World
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+JOB_TIMEOUT = 240
+
+
+def finished(world: World, name: str, count: int) -> bool:
+    jobs = world.jobs(name)
+    return len(jobs) >= count and all(job_state(j) != "Active" for j in jobs)
+
+
+def test_threshold_starts_one_job_and_a_promotion_is_rolled_out_once(world: World) -> None:
+    policy = world.policy("lagged", {"trigger": {"minNewRecords": 300}})
+    world.fill(policy, 200)
+    world.wait(
+        lambda: world.status("lagged").get("pendingRecords") == 200, 30, "pendingRecords is 200"
+    )
+    time.sleep(3)  # several polls: still below the threshold
+    assert world.jobs("lagged") == []
+
+    world.fill(policy, 150, seed=1)
+    world.wait(lambda: len(world.jobs("lagged")) == 1, 15, "the update Job is created")
+    while job_state(world.jobs("lagged")[0]) == "Active":  # never a second Job meanwhile
+        assert len(world.jobs("lagged")) == 1
+        time.sleep(0.5)
+    assert job_state(world.jobs("lagged")[0]) == "Succeeded", world.operator.output()
+
+    uri = f"models:/{policy.spec.model.name}/1"
+    world.wait(lambda: world.model_uri() == uri, 30, f"the Deployment serves {uri}")
+    world.wait(
+        lambda: world.status("lagged").get("lastRun", {}).get("outcome") == "Promoted",
+        15,
+        "lastRun is Promoted",
+    )
+    time.sleep(3)  # more polls change nothing
+    status = world.status("lagged")
+    assert status["champion"]["uri"] == uri
+    assert world.deployment()["metadata"]["generation"] == 2  # created, patched once
+    assert world.replica_sets() == 2
+    assert len(world.jobs("lagged")) == 1
+    assert world.condition("lagged", "Ready")["reason"] == "ChampionServing"
+
+
+def test_rejected_run_leaves_the_deployment_alone(world: World) -> None:
+    policy = world.policy("rejected", {"evaluation": {"floor": 0.9999}})
+    world.fill(policy, 400)
+    world.wait(lambda: finished(world, "rejected", 1), JOB_TIMEOUT, "the update Job finished")
+    world.wait(
+        lambda: world.status("rejected").get("lastRun", {}).get("outcome") == "Rejected",
+        15,
+        "lastRun is Rejected",
+    )
+    time.sleep(2)
+    assert world.model_uri() == INITIAL_URI
+    assert world.deployment()["metadata"]["generation"] == 1
+    assert "champion" not in world.status("rejected")
+
+
+def test_a_failing_job_degrades_the_policy(world: World) -> None:
+    policy = world.policy(
+        "failing", {"model": {"params": {"loss": "no-such-loss"}}, "job": {"backoffLimit": 0}}
+    )
+    world.fill(policy, 400)
+    world.wait(lambda: finished(world, "failing", 1), JOB_TIMEOUT, "the update Job finished")
+    world.wait(
+        lambda: world.condition("failing", "Degraded").get("status") == "True",
+        15,
+        "Degraded is True",
+    )
+    degraded = world.condition("failing", "Degraded")
+    assert degraded["reason"] == "RunFailed"
+    assert "failed" in degraded["message"]
+    assert world.status("failing")["lastRun"]["outcome"] == "Failed"
+    time.sleep(3)  # the lag is still above the threshold: the failure back-off holds
+    assert len(world.jobs("failing")) == 1
+    assert world.model_uri() == INITIAL_URI
+    assert world.deployment()["metadata"]["generation"] == 1
+
+
+def test_a_killed_operator_continues_without_a_second_job(world: World) -> None:
+    policy = world.policy("restart")
+    world.fill(policy, 400)
+    world.wait(lambda: len(world.jobs("restart")) == 1, 20, "the update Job is created")
+    world.operator.kill()
+    world.operator.start()
+    world.wait(lambda: finished(world, "restart", 1), JOB_TIMEOUT, "the update Job finished")
+    uri = f"models:/{policy.spec.model.name}/1"
+    world.wait(lambda: world.model_uri() == uri, 30, f"the Deployment serves {uri}")
+    world.operator.kill()  # and once more, after the promotion
+    world.operator.start()
+    time.sleep(5)
+    assert len(world.jobs("restart")) == 1
+    assert world.deployment()["metadata"]["generation"] == 2
+    assert world.status("restart")["lastRun"]["outcome"] == "Promoted"
