@@ -9,10 +9,8 @@ import sys
 import uuid
 from collections.abc import Sequence
 
+from inshape_jobs.contract import EXIT_RUN_FAILED, EXIT_SPEC_ERROR
 from inshape_jobs.spec import SpecError, load_policy
-
-EXIT_SPEC_ERROR = 2
-EXIT_RUN_FAILED = 1
 
 
 def _update(args: argparse.Namespace) -> int:

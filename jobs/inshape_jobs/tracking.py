@@ -23,12 +23,10 @@ from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 from sklearn.base import BaseEstimator
 
+from inshape_jobs.contract import CHAMPION_ALIAS, OUTCOME_TAG, RUN_KEY_TAG
+
 log = logging.getLogger(__name__)
 
-CHAMPION_ALIAS = "champion"
-RUN_KEY_TAG = "inshape.run_key"
-POLICY_TAG = "inshape.policy"
-OUTCOME_TAG = "inshape.outcome"
 MODEL_URI_TAG = "inshape.logged_model_uri"
 VERSION_TAG = "inshape.model_version"
 COMPARED_WITH_TAG = "inshape.champion_version"

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from inshape_jobs.__main__ import EXIT_SPEC_ERROR
+from inshape_jobs.contract import EXIT_SPEC_ERROR
 from inshape_jobs.spec import API_GROUP, API_VERSION, KIND, POLICY_ENV, JobSpec
 from inshape_operator.results import CONTAINER
 
