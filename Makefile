@@ -8,11 +8,14 @@ STAMP  := $(VENV)/.installed
 PYTEST := $(PY) -m pytest -p no:cacheprovider
 
 .DEFAULT_GOAL := help
+
+# The kind path (needs Docker): kind-up, kind-images, kind-strimzi, kind-install, kind-demo.
+include hack/kind.mk
 .PHONY: help setup tools operator demo test test-unit test-integration test-e2e lint format bench crd \
 	cluster-up cluster-down cluster-status clean
 
 help: ## List the targets
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -72,6 +75,7 @@ bench: setup ## Benchmarks: one JSON object per line (ours, the reference's, rat
 
 crd: $(STAMP) ## Regenerate the CRD from the policy's Python model (the one source of truth)
 	$(PY) -m inshape_operator.crd -o manifests/crd/modelupdatepolicies.inshape.dev.yaml
+	cp manifests/crd/modelupdatepolicies.inshape.dev.yaml charts/inshape/files/
 
 clean: cluster-down ## Stop the local cluster, remove run state (.run); the tool cache stays
 	rm -rf .run

@@ -48,6 +48,9 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
         prefix=API_GROUP, key="last-handled-configuration"
     )
     settings.posting.level = logging.WARNING
+    # Namespaced RBAC grants no cluster-wide list of namespaces/CRDs; without this Kopf
+    # retries those scans for about a minute before it starts.
+    settings.scanning.disabled = not CONFIG.cluster_wide
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     load_config()

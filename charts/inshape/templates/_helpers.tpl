@@ -1,0 +1,128 @@
+{{/* The chart name, or nameOverride; 63 characters at most (a DNS label). */}}
+{{- define "inshape.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+The full name: fullnameOverride, else <release>-<name> (just <release> when it already
+contains the name); 63 characters at most.
+*/}}
+{{- define "inshape.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* A name for one component: <fullname>-<suffix>, still within 63 characters. */}}
+{{- define "inshape.componentName" -}}
+{{- $root := index . 0 }}
+{{- $suffix := index . 1 }}
+{{- printf "%s-%s" (include "inshape.fullname" $root | trunc (int (sub 62 (len $suffix))) | trimSuffix "-") $suffix }}
+{{- end }}
+
+{{- define "inshape.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Selector labels: only the stable ones (a selector of a Deployment is immutable). */}}
+{{- define "inshape.selectorLabels" -}}
+{{- $root := index . 0 -}}
+app.kubernetes.io/name: {{ include "inshape.name" $root }}
+app.kubernetes.io/instance: {{ $root.Release.Name }}
+app.kubernetes.io/component: {{ index . 1 }}
+{{- end }}
+
+{{/* Every object's labels; call with (list $ "component"). */}}
+{{- define "inshape.labels" -}}
+{{- $root := index . 0 -}}
+helm.sh/chart: {{ include "inshape.chart" $root }}
+{{ include "inshape.selectorLabels" . }}
+app.kubernetes.io/version: {{ $root.Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ $root.Release.Service }}
+app.kubernetes.io/part-of: inshape
+{{- end }}
+
+{{- define "inshape.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+
+{{- define "inshape.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "inshape.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* The namespaces the operator watches (a list, as JSON): empty when cluster-wide. */}}
+{{- define "inshape.watchNamespaces" -}}
+{{- if .Values.rbac.clusterWide }}
+{{- list | toJson }}
+{{- else if .Values.operator.watchNamespaces }}
+{{- .Values.operator.watchNamespaces | uniq | toJson }}
+{{- else }}
+{{- list .Release.Namespace | toJson }}
+{{- end }}
+{{- end }}
+
+{{- define "inshape.mlflowName" -}}
+{{- include "inshape.componentName" (list . "mlflow") }}
+{{- end }}
+
+{{/* The tracking URI every policy of the chart and the serving Deployment use. */}}
+{{- define "inshape.mlflowUri" -}}
+{{- if .Values.mlflow.external.uri }}
+{{- .Values.mlflow.external.uri }}
+{{- else }}
+{{- printf "http://%s.%s:%d" (include "inshape.mlflowName" .) .Release.Namespace (int .Values.mlflow.server.port) }}
+{{- end }}
+{{- end }}
+
+{{- define "inshape.kafkaName" -}}
+{{- default (include "inshape.componentName" (list . "kafka")) .Values.strimzi.clusterName }}
+{{- end }}
+
+{{/* The example policy from files/examples, with this release's Kafka, MLflow and target. */}}
+{{- define "inshape.examplePolicy" -}}
+{{- $file := printf "files/examples/%s.yaml" .Values.example.policy }}
+{{- $policy := .Files.Get $file | fromYaml }}
+{{- $kafka := $policy.spec.source.kafka }}
+{{- if .Values.kafka.bootstrapServers }}
+{{- $_ := set $kafka "bootstrapServers" .Values.kafka.bootstrapServers }}
+{{- else if .Values.strimzi.enabled }}
+{{- $_ := unset $kafka "bootstrapServers" }}
+{{- $_ := set $kafka "strimziCluster" (include "inshape.kafkaName" .) }}
+{{- else }}
+{{- fail "example.enabled needs a Kafka: set kafka.bootstrapServers or strimzi.enabled" }}
+{{- end }}
+{{- with .Values.example.topic }}{{ $_ := set $kafka "topic" . }}{{ end }}
+{{- with .Values.example.modelName }}{{ $_ := set $policy.spec.model "name" . }}{{ end }}
+{{- with .Values.example.minNewRecords }}{{ $_ := set $policy.spec.trigger "minNewRecords" . }}{{ end }}
+{{- $_ := set $policy.spec.mlflow "trackingUri" (include "inshape.mlflowUri" .) }}
+{{- $_ := set $policy.metadata "namespace" .Release.Namespace }}
+{{- $policy | toJson }}
+{{- end }}
+
+{{/* The restricted container security context every container of the chart runs with. */}}
+{{- define "inshape.containerSecurityContext" -}}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+capabilities:
+  drop: [ALL]
+{{- end }}
+
+{{- define "inshape.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: 65532
+runAsGroup: 65532
+fsGroup: 65532
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}

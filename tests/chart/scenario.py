@@ -1,0 +1,132 @@
+"""The chart's end-to-end scenario, shared by the local-cluster e2e test and the kind test:
+installed chart -> records streamed -> model promoted -> serving Deployment rolled -> the new
+serving pod answers with the promoted version's predictions."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from collections.abc import Callable
+from typing import Any
+
+from sklearn.datasets import load_digits
+
+from inshape_hack.testing import Kubectl, eventually
+from inshape_jobs.streams import DIGITS_FEATURES
+
+POLICY = "digits"
+SERVING = "digits-serving"
+OPERATOR_SA = "inshape"
+
+
+def json_of(kubectl: Kubectl, *args: str) -> dict[str, Any]:
+    return dict(json.loads(kubectl("get", *args, "-o", "json")))
+
+
+def operator_pod(kubectl: Kubectl) -> dict[str, Any]:
+    pods = json_of(kubectl, "pods", "-l", "app.kubernetes.io/component=operator")["items"]
+    assert len(pods) == 1, [p["metadata"]["name"] for p in pods]
+    return dict(pods[0])
+
+
+def wait_for_operator(kubectl: Kubectl, timeout: float) -> dict[str, Any]:
+    """The operator pod is Running, under the chart's ServiceAccount; returns the pod."""
+
+    def running() -> bool:
+        pods = json_of(kubectl, "pods", "-l", "app.kubernetes.io/component=operator")["items"]
+        return len(pods) == 1 and pods[0].get("status", {}).get("phase") == "Running"
+
+    eventually(running, timeout, "the operator pod is Running")
+    pod = operator_pod(kubectl)
+    assert pod["spec"]["serviceAccountName"] == OPERATOR_SA
+    assert pod["spec"].get("automountServiceAccountToken") is not False
+    return pod
+
+
+def champion_uri(kubectl: Kubectl) -> str | None:
+    status = json_of(kubectl, "modelupdatepolicy", POLICY).get("status") or {}
+    uri = (status.get("champion") or {}).get("uri")
+    return str(uri) if uri else None
+
+
+def wait_for_promotion(kubectl: Kubectl, model: str, timeout: float) -> str:
+    expected = f"models:/{model}/1"
+    eventually(lambda: champion_uri(kubectl) == expected, timeout, f"champion is {expected}")
+    status = json_of(kubectl, "modelupdatepolicy", POLICY)["status"]
+    assert status["lastRun"]["outcome"] == "Promoted", status
+    return expected
+
+
+def deployment_uri(kubectl: Kubectl) -> str | None:
+    spec = json_of(kubectl, "deployment", SERVING)["spec"]["template"]["spec"]
+    container = next(c for c in spec["containers"] if c["name"] == "server")
+    return next((e.get("value") for e in container["env"] if e["name"] == "MODEL_URI"), None)
+
+
+def ready_serving_pod(kubectl: Kubectl, uri: str) -> dict[str, Any] | None:
+    """A Ready serving pod whose container was started with MODEL_URI=uri, if there is one."""
+    pods = json_of(kubectl, "pods", "-l", "app.kubernetes.io/component=serving")["items"]
+    for pod in pods:
+        container = next(c for c in pod["spec"]["containers"] if c["name"] == "server")
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        conditions = pod.get("status", {}).get("conditions") or []
+        ready = any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+        if env.get("MODEL_URI") == uri and ready and not pod["metadata"].get("deletionTimestamp"):
+            return dict(pod)
+    return None
+
+
+def wait_for_rollout(kubectl: Kubectl, uri: str, timeout: float) -> dict[str, Any]:
+    """The Deployment points at `uri` and a pod of the new template is Ready; returns it."""
+    eventually(lambda: deployment_uri(kubectl) == uri, 60, f"the Deployment's MODEL_URI is {uri}")
+    deployment = json_of(kubectl, "deployment", SERVING)
+    assert deployment["metadata"]["generation"] == 2  # created, then patched once
+    eventually(lambda: ready_serving_pod(kubectl, uri) is not None, timeout, f"a pod serves {uri}")
+    pod = ready_serving_pod(kubectl, uri)
+    assert pod is not None
+    return pod
+
+
+def digits_rows(count: int) -> tuple[list[dict[str, float]], list[int]]:
+    data = load_digits()
+    rows = [
+        {name: float(v) for name, v in zip(DIGITS_FEATURES, data.data[i], strict=True)}
+        for i in range(count)
+    ]
+    return rows, [int(t) for t in data.target[:count]]
+
+
+def invoke(url: str, rows: list[dict[str, float]]) -> list[Any]:
+    """POST /invocations as MLflow's scoring server expects it; the predictions."""
+    request = urllib.request.Request(
+        f"{url}/invocations",
+        data=json.dumps({"dataframe_records": rows}).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:
+        body = json.load(response)
+    return list(body["predictions"])
+
+
+def expected_predictions(tracking_uri: str, uri: str, rows: list[dict[str, float]]) -> list[Any]:
+    """What the registered version predicts, loaded straight from the registry."""
+    import mlflow
+    import pandas as pd
+
+    mlflow.set_tracking_uri(tracking_uri)
+    model = mlflow.pyfunc.load_model(uri)
+    return [v.item() if hasattr(v, "item") else v for v in model.predict(pd.DataFrame(rows))]
+
+
+def poll_until(check: Callable[[], Any], timeout: float, what: str) -> Any:
+    """Like `eventually`, returning the first truthy value of `check()`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting until {what}")
+        time.sleep(1)
