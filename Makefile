@@ -11,7 +11,7 @@ PYTEST := $(PY) -m pytest -p no:cacheprovider
 
 # The kind path (needs Docker): kind-up, kind-images, kind-strimzi, kind-install, kind-demo.
 include hack/kind.mk
-.PHONY: help setup tools operator demo test test-unit test-integration test-e2e lint format bench crd \
+.PHONY: help setup tools operator demo demo-down demo-local test test-unit test-integration test-e2e lint format bench crd \
 	cluster-up cluster-down cluster-status clean
 
 help: ## List the targets
@@ -42,8 +42,14 @@ cluster-status: ## Components, pids, /readyz and endpoints of the local cluster
 operator: $(STAMP) ## Run the operator against the local cluster (after make cluster-up)
 	KUBECONFIG=.run/cluster/admin.kubeconfig INSHAPE_POLL_SECONDS=2 $(PY) -m inshape_operator
 
-demo: setup ## Start Kafka + MLflow, stream data, run update cycles, show promotions
+demo: setup tools ## The whole loop on the local cluster: helm install, stream, watch promotions
 	$(PY) -m inshape_hack.demo $(DEMO_ARGS)
+
+demo-down: ## Remove the demo release and stop the local cluster
+	@test -x $(PY) && $(PY) -m inshape_hack.demo down || true
+
+demo-local: setup ## The update Job alone on Kafka + MLflow (no Kubernetes): cycles and decisions
+	$(PY) -m inshape_hack.demo_local $(DEMO_ARGS)
 
 test: setup tools lint ## Lint, then every test tier that can run on this machine
 	$(PYTEST) tests -m "not kind"
