@@ -103,7 +103,8 @@ def install(cluster: Cluster) -> None:
     # first install leaves it out and an upgrade adds it. A re-run keeps it in throughout:
     # dropping it would delete the policy, its status and its Jobs.
     first = ["--set", f"example.enabled={'true' if installed else 'false'}"]
-    cluster.helm("upgrade", "--install", RELEASE, chart, *sets, *first)
+    # --take-ownership: the CRD may be there already from `kubectl apply -f manifests/crd`.
+    cluster.helm("upgrade", "--install", "--take-ownership", RELEASE, chart, *sets, *first)
     if not installed:
         cluster.helm("upgrade", RELEASE, chart, "--reuse-values", "--set", "example.enabled=true")
 

@@ -54,7 +54,9 @@ def release(local_cluster: Endpoints, namespace: str, kubectl: Kubectl) -> Itera
         "operator.metricsPort": free_port(),
     }
     install = ["inshape", str(CHART), "-n", namespace]
-    notes = helm(local_cluster, "install", *install, *set_args(values))
+    # Other tests of the session may have applied the CRD with kubectl already; the chart
+    # adopts it (a cluster-scoped CRD is shared by every release and test namespace).
+    notes = helm(local_cluster, "install", *install, "--take-ownership", *set_args(values))
     assert f"kubectl -n {namespace} rollout status deployment/inshape-operator" in notes
     try:
         # The example's policy needs its CRD installed first (Helm maps every kind up front).
