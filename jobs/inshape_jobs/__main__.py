@@ -12,8 +12,21 @@ from collections.abc import Sequence
 from inshape_jobs.contract import EXIT_RUN_FAILED, EXIT_SPEC_ERROR
 from inshape_jobs.spec import SpecError, load_policy
 
+# MLflow's client retries a refused connection for minutes by default; a Job should fail
+# fast instead (nothing is committed, and the Job's own retry or the next run takes over).
+# Set any of these in the Job's env to override.
+MLFLOW_CLIENT_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "60",
+}
+
 
 def _update(args: argparse.Namespace) -> int:
+    for name, value in MLFLOW_CLIENT_DEFAULTS.items():
+        os.environ.setdefault(name, value)  # before mlflow reads its environment
+    from mlflow.exceptions import MlflowException
+
     from inshape_jobs.drain import DeadLetters, DrainError, TopicReader
     from inshape_jobs.result import emit
     from inshape_jobs.tracking import Tracker
@@ -32,7 +45,26 @@ def _update(args: argparse.Namespace) -> int:
         run_key = uuid.uuid4().hex
         logging.warning("No run key given: a retry of this run would not be recognised")
     tracking_uri = args.tracking_uri or policy.spec.mlflow.trackingUri
-    tracker = Tracker(tracking_uri, policy.experiment, policy.spec.model.name)
+
+    def failed(reason: str, exc: Exception) -> int:
+        """A run that could not finish: say why, in the result the operator reads; nothing
+        was committed, so the records wait for the next run."""
+        logging.error("Update run failed (%s): %s", reason, exc)
+        emit(
+            {
+                "outcome": "Failed",
+                "reasons": [reason],
+                "message": str(exc)[:1000],
+                "runKey": run_key,
+            },
+            args.termination_log,
+        )
+        return EXIT_RUN_FAILED
+
+    try:
+        tracker = Tracker(tracking_uri, policy.experiment, policy.spec.model.name)
+    except MlflowException as exc:
+        return failed("TrackingUnavailable", exc)
     reader = TopicReader(bootstrap, kafka.topic, policy.consumer_group)
     dead_letters = (
         DeadLetters(bootstrap, kafka.deadLetterTopic, kafka.topic)
@@ -48,16 +80,9 @@ def _update(args: argparse.Namespace) -> int:
             dead_letters,
         )
     except DrainError as exc:
-        emit(
-            {
-                "outcome": "Failed",
-                "reasons": ["DrainFailed"],
-                "message": str(exc),
-                "runKey": run_key,
-            },
-            args.termination_log,
-        )
-        return EXIT_RUN_FAILED
+        return failed("DrainFailed", exc)
+    except MlflowException as exc:
+        return failed("TrackingFailed", exc)
     finally:
         reader.close()
         if dead_letters is not None:

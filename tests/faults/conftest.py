@@ -1,0 +1,428 @@
+"""Fault tests on the local cluster: the operator, its update Jobs, Kafka and MLflow, with one
+thing broken mid-run. Every test ends with the same two audits:
+
+- nothing lost: the MLflow runs of the policy's experiment whose results were accepted
+  (finished, outcome Promoted/Rejected/Skipped) tile [0, end) of every partition with their
+  [newFrom, to) lineage ranges, with no gap and no overlap; their valid + rejected counts add
+  up to what was produced; the group's committed offsets stand at the end offsets;
+- serving always has a model: every value the Deployment's MODEL_URI took (watched, not
+  sampled) is the initial one until a first promotion, then a models:/ URI in the registry.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pytest
+from kafka import KafkaConsumer
+from kafka.structs import TopicPartition
+from mlflow.entities import ViewType
+from mlflow.tracking import MlflowClient
+
+from inshape_hack.cluster import Endpoints
+from inshape_hack.kafka import KafkaBroker
+from inshape_hack.mlflow_server import MlflowServer
+from inshape_hack.ports import free_port
+from inshape_hack.testing import Kubectl, eventually, kubectl, local_cluster, namespace
+from inshape_jobs.contract import OUTCOME_TAG, RUN_KEY_TAG
+from inshape_jobs.produce import encoded
+from inshape_jobs.spec import Policy
+from inshape_jobs.streams import MALFORMED_KINDS, digits_records, malformed_record
+from inshape_jobs.topics import ensure_topic
+from inshape_operator import crd
+from tests.integration.helpers import committed
+from tests.operator.conftest import INITIAL_URI, ROOT, SERVING, Operator, World
+
+__all__ = ["kubectl", "local_cluster", "namespace"]
+
+ACCEPTED = ("Promoted", "Rejected", "Skipped")
+LINEAGE = "lineage/offsets.json"
+
+
+# --- the world: namespace, CRD, serving Deployment(s), the operator -------------------------
+
+
+def serving_manifest(name: str, namespace: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {
+                    "terminationGracePeriodSeconds": 2,
+                    "containers": [
+                        {
+                            "name": "server",
+                            "image": "inshape:dev",
+                            "command": ["python", "-c", "import time; time.sleep(3600)"],
+                            "env": [{"name": "MODEL_URI", "value": INITIAL_URI}],
+                        }
+                    ],
+                },
+            },
+        },
+    }
+
+
+class FaultWorld(World):
+    def serving(self, name: str) -> None:
+        """One more serving Deployment (one per policy when several policies run)."""
+        self.kubectl("apply", "-f", "-", stdin=json.dumps(serving_manifest(name, self.namespace)))
+
+    def uri_of(self, deployment: str) -> str | None:
+        obj = json.loads(self.kubectl("get", "deployment", deployment, "-o", "json"))
+        container = obj["spec"]["template"]["spec"]["containers"][0]
+        return next(
+            (e.get("value") for e in container.get("env") or () if e["name"] == "MODEL_URI"), None
+        )
+
+    def generation_of(self, deployment: str) -> int:
+        obj = json.loads(self.kubectl("get", "deployment", deployment, "-o", "json"))
+        return int(obj["metadata"]["generation"])
+
+    def pods(self, job: str) -> list[dict[str, Any]]:
+        items = json.loads(self.kubectl("get", "pods", "-l", f"job-name={job}", "-o", "json"))
+        return list(items["items"])
+
+    def job(self, name: str) -> dict[str, Any] | None:
+        out = self.kubectl("get", "job", name, "-o", "json", "--ignore-not-found")
+        return json.loads(out) if out.strip() else None
+
+    def outcome(self, name: str) -> str | None:
+        return (self.status(name).get("lastRun") or {}).get("outcome")
+
+
+@pytest.fixture
+def world(
+    local_cluster: Endpoints, namespace: str, kubectl: Kubectl, tmp_path: Path
+) -> Iterator[FaultWorld]:
+    kubectl("apply", "-f", str(ROOT / crd.MANIFEST))
+    kubectl("wait", "--for=condition=Established", f"crd/{crd.NAME}", "--timeout=60s")
+    kubectl("apply", "-f", "-", stdin=json.dumps(serving_manifest(SERVING, namespace)))
+    # A failed run is retried after 15 s rather than the default back-off: the MLflow test
+    # waits for the run after the failure.
+    operator = Operator(
+        local_cluster, namespace, tmp_path / "operator.log", INSHAPE_FAILURE_BACKOFF_SECONDS="15"
+    )
+    operator.start()
+    world = FaultWorld(local_cluster, namespace, kubectl, operator)
+    world.wait(lambda: world.replica_sets() == 1, 30, "the serving Deployment has a ReplicaSet")
+    try:
+        yield world
+    finally:
+        operator.stop()
+        kubectl("delete", "jobs", "--all", "--wait=false", check=False)
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def own_kafka(tmp_path: Path) -> Iterator[KafkaBroker]:
+    """A broker of the test's own: the cluster's broker cannot be restarted from a test."""
+    broker = KafkaBroker(tmp_path / "kafka", heap="512m")
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture
+def own_mlflow(tmp_path: Path) -> Iterator[MlflowServer]:
+    """An MLflow server of the test's own, on a fixed port, to stop and start again."""
+    server = MlflowServer(tmp_path / "mlflow", port=free_port())
+    server.start()
+    yield server
+    server.stop()
+
+
+# --- data ------------------------------------------------------------------------------------
+
+
+def kcat_fill(
+    bootstrap: str, topic: str, lines: Iterator[bytes], workdir: Path, partitions: int = 3
+) -> int:
+    """Produce lines fast with kcat (kafka-python's producer takes ~10 s per 100k records)."""
+    ensure_topic(bootstrap, topic, partitions)
+    path = workdir / f"{topic}-{time.monotonic_ns()}.jsonl"
+    count = 0
+    with path.open("wb") as out:
+        for line in lines:
+            assert b"\n" not in line
+            out.write(line + b"\n")
+            count += 1
+    subprocess.run(
+        [
+            *("kcat", "-P", "-b", bootstrap, "-t", topic, "-z", "none"),
+            *("-X", "linger.ms=20", "-X", "batch.num.messages=10000", "-l", str(path)),
+        ],
+        check=True,
+        timeout=300,
+    )
+    path.unlink()
+    return count
+
+
+def good_lines(count: int, seed: int = 0) -> Iterator[bytes]:
+    values = encoded(digits_records(seed=seed), 0.0, seed=seed)
+    for _ in range(count):
+        yield next(values)
+
+
+def mixed_lines(good: int, bad: int, seed: int = 0) -> Iterator[bytes]:
+    """Exactly `good` valid records and `bad` malformed ones (every kind), interleaved."""
+    records = digits_records(seed=seed)
+    every = (good + bad) / bad
+    bad_done = 0
+    for index in range(good + bad):
+        record = next(records)
+        if bad_done < bad and index >= (bad_done + 1) * every - 1:
+            yield malformed_record(MALFORMED_KINDS[bad_done % len(MALFORMED_KINDS)], record)
+            bad_done += 1
+        else:
+            yield json.dumps(record, separators=(",", ":")).encode()
+    assert bad_done == bad
+
+
+def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in partitions]
+        return {tp.partition: int(o) for tp, o in consumer.end_offsets(tps).items()}
+    finally:
+        consumer.close()
+
+
+# --- the Job's pod as a local process --------------------------------------------------------
+
+
+@dataclass
+class PodProcess:
+    pod: str
+    pid: int
+    pod_dir: Path
+
+    def log(self) -> str:
+        try:
+            return (self.pod_dir / "update.log").read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def alive(self) -> bool:
+        try:
+            environ = Path(f"/proc/{self.pid}/environ").read_bytes()
+        except OSError:
+            return False
+        return f"INSHAPE_POD_DIR={self.pod_dir}".encode() in environ.split(b"\0")
+
+    def kill(self) -> None:
+        """SIGKILL the container's process group (the kubelet starts it in its own session)."""
+        os.killpg(self.pid, signal.SIGKILL)
+
+
+def running_process(world: FaultWorld, job: str, exclude: tuple[str, ...] = ()) -> PodProcess:
+    """The local process of the Job's running pod (containerID is inshape://<pid>)."""
+    found: list[PodProcess] = []
+
+    def check() -> bool:
+        for pod in world.pods(job):
+            name = pod["metadata"]["name"]
+            if name in exclude:
+                continue
+            for status in (pod.get("status") or {}).get("containerStatuses") or ():
+                cid = status.get("containerID") or ""
+                if "running" in (status.get("state") or {}) and cid.startswith("inshape://"):
+                    pid = int(cid.removeprefix("inshape://"))
+                    try:
+                        env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+                    except OSError:
+                        continue
+                    dirs = [v for v in env if v.startswith(b"INSHAPE_POD_DIR=")]
+                    if dirs:
+                        pod_dir = Path(dirs[0].split(b"=", 1)[1].decode())
+                        found.append(PodProcess(name, pid, pod_dir))
+                        return True
+        return False
+
+    world.wait(check, 90, f"a pod of Job {job} runs")
+    return found[0]
+
+
+def wait_mid_drain(world: FaultWorld, process: PodProcess, timeout: float = 120) -> None:
+    """Until the run has taken its snapshot and started draining."""
+    world.wait(
+        lambda: "Snapshot of" in process.log() or not process.alive(),
+        timeout,
+        f"pod {process.pod} started draining",
+    )
+    log = process.log()
+    assert "Snapshot of" in log, f"the pod ended before draining:\n{log[-3000:]}"
+    assert "Decision:" not in log, f"the drain was over before the fault:\n{log[-3000:]}"
+
+
+# --- audits ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Ledger:
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    valid: int = 0
+    rejected: int = 0
+    read: int = 0
+    rejected_by_reason: dict[str, int] = field(default_factory=dict)
+
+
+def accepted_runs(tracking_uri: str, experiment: str) -> list[Any]:
+    client = MlflowClient(tracking_uri)
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        return []
+    runs = client.search_runs(
+        [exp.experiment_id], run_view_type=ViewType.ACTIVE_ONLY, max_results=1000
+    )
+    return [
+        r for r in runs if r.info.status == "FINISHED" and r.data.tags.get(OUTCOME_TAG) in ACCEPTED
+    ]
+
+
+def nothing_lost(policy: Policy, produced: int) -> Ledger:
+    """Every record trained on (or rejected) exactly once across the accepted runs."""
+    kafka, tracking = policy.spec.source.kafka, policy.spec.mlflow.trackingUri
+    assert kafka.bootstrapServers
+    ends = end_offsets(kafka.bootstrapServers, kafka.topic)
+    assert sum(ends.values()) == produced, f"topic holds {ends}, produced {produced}"
+    ledger = Ledger()
+    mlflow.set_tracking_uri(tracking)
+    ranges: dict[int, list[tuple[int, int, str]]] = {p: [] for p in ends}
+    keys = []
+    for run in accepted_runs(tracking, policy.experiment):
+        lineage = mlflow.artifacts.load_dict(f"runs:/{run.info.run_id}/{LINEAGE}")
+        assert lineage["topic"] == kafka.topic and lineage["consumerGroup"] == policy.consumer_group
+        for partition, r in lineage["partitions"].items():
+            if r["to"] > r["newFrom"]:
+                ranges[int(partition)].append((r["newFrom"], r["to"], run.info.run_id))
+        metrics = run.data.metrics
+        ledger.valid += int(metrics.get("records_valid", 0))
+        ledger.rejected += int(metrics.get("records_rejected", 0))
+        ledger.read += int(metrics.get("records_read", 0))
+        for key, value in metrics.items():
+            if key.startswith("rejected_"):
+                reason = key.removeprefix("rejected_")
+                ledger.rejected_by_reason[reason] = ledger.rejected_by_reason.get(reason, 0) + int(
+                    value
+                )
+        keys.append(run.data.tags.get(RUN_KEY_TAG))
+        ledger.runs.append(
+            {
+                "run_id": run.info.run_id,
+                "run_key": run.data.tags.get(RUN_KEY_TAG),
+                "outcome": run.data.tags.get(OUTCOME_TAG),
+                "partitions": lineage["partitions"],
+            }
+        )
+    assert len(keys) == len(set(keys)), f"a run key was logged twice: {ledger.runs}"
+    for partition, end in ends.items():
+        spans = sorted(ranges[partition])
+        at = 0
+        for start, stop, run_id in spans:
+            assert start <= at, f"partition {partition}: offsets [{at}, {start}) never trained on"
+            assert start >= at, (
+                f"partition {partition}: [{start}, {min(at, stop)}) trained on twice "
+                f"(again by run {run_id}); runs: {ledger.runs}"
+            )
+            at = stop
+        assert at == end, f"partition {partition}: offsets [{at}, {end}) never trained on"
+    assert ledger.valid + ledger.rejected == produced, (
+        f"valid {ledger.valid} + rejected {ledger.rejected} != produced {produced}"
+    )
+    assert ledger.read == produced
+    assert sum(ledger.rejected_by_reason.values()) == ledger.rejected
+    assert committed(policy) == ends, "the group's committed offsets are not at the end"
+    return ledger
+
+
+class ServingWatch:
+    """Every value the Deployment's MODEL_URI takes, from a `kubectl get -w` stream."""
+
+    TEMPLATE = (
+        '{.spec.template.spec.containers[0].env[?(@.name=="MODEL_URI")].value}'
+        '{"|"}{.metadata.generation}{"\\n"}'
+    )
+
+    def __init__(self, endpoints: Endpoints, namespace: str, deployment: str) -> None:
+        self.values: list[str] = []
+        self.generations: list[int] = []
+        cache = str(Path(endpoints.kubeconfig).parent / "kubectl-cache")
+        self.proc = subprocess.Popen(
+            [
+                *(endpoints.kubectl, "-n", namespace, "get", "deployment", deployment, "-w"),
+                *("-o", f"jsonpath={self.TEMPLATE}"),
+            ],
+            env={**os.environ, "KUBECONFIG": endpoints.kubeconfig, "KUBECACHEDIR": cache},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            value, _, generation = line.rstrip("\n").rpartition("|")
+            if not self.values or self.values[-1] != value:
+                self.values.append(value)
+            if generation.isdigit() and (
+                not self.generations or self.generations[-1] != int(generation)
+            ):
+                self.generations.append(int(generation))
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+        self.thread.join(5)
+
+    def check(self, tracking_uri: str, model_name: str) -> list[str]:
+        """Never empty; the initial URI only before the first promotion; then registered."""
+        values = list(self.values)
+        assert values, "the watch saw no value of MODEL_URI"
+        client = MlflowClient(tracking_uri)
+        promoted = False
+        for value in values:
+            assert value, f"MODEL_URI was empty at some point: {values}"
+            if value == INITIAL_URI:
+                assert not promoted, f"serving went back to the initial URI: {values}"
+                continue
+            promoted = True
+            prefix = f"models:/{model_name}/"
+            assert value.startswith(prefix), f"unexpected MODEL_URI {value!r}: {values}"
+            version = value.removeprefix(prefix)
+            assert client.get_model_version(model_name, version).version == version
+        return values
+
+
+@pytest.fixture
+def serving_watch(world: FaultWorld) -> Iterator[Callable[[str], ServingWatch]]:
+    watches: list[ServingWatch] = []
+
+    def start(deployment: str = SERVING) -> ServingWatch:
+        watch = ServingWatch(world.endpoints, world.namespace, deployment)
+        watches.append(watch)
+        eventually(lambda: bool(watch.values), 30, f"the watch of {deployment} started")
+        return watch
+
+    yield start
+    for watch in watches:
+        watch.stop()
