@@ -51,8 +51,8 @@ demo-down: ## Remove the demo release and stop the local cluster
 demo-local: setup ## The update Job alone on Kafka + MLflow (no Kubernetes): cycles and decisions
 	$(PY) -m inshape_hack.demo_local $(DEMO_ARGS)
 
-test: setup tools lint ## Lint, then every test tier that can run on this machine
-	$(PYTEST) tests -m "not kind"
+test: setup tools lint ## Lint, then every test tier (the kind tier skips, saying why, without Docker)
+	$(PYTEST) tests
 
 test-unit: $(STAMP) ## Pure-logic tests only (no services)
 	$(PYTEST) tests/unit
@@ -66,7 +66,7 @@ test-e2e: setup tools ## End-to-end tests on a local cluster the session starts 
 lint: $(STAMP) ## ruff (lint + format check) and mypy (strict)
 	$(VENV)/bin/ruff check jobs operator hack tests bench
 	$(VENV)/bin/ruff format --check jobs operator hack tests bench
-	$(VENV)/bin/mypy jobs operator hack
+	$(VENV)/bin/mypy jobs operator hack bench
 
 format: $(STAMP) ## Apply ruff's fixes and formatting
 	$(VENV)/bin/ruff check --fix jobs operator hack tests bench

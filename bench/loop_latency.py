@@ -25,7 +25,6 @@ import argparse
 import json
 import statistics
 import tempfile
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -35,10 +34,10 @@ import kubernetes
 
 from bench.common import emit
 from bench.operator_support import (
+    WatchRecorder,
     api,
     apply_crd,
     cluster,
-    free_port,
     namespace,
     percentile,
     policy_document,
@@ -46,6 +45,7 @@ from bench.operator_support import (
     stop,
     wait_healthy,
 )
+from inshape_hack.ports import free_port
 from inshape_jobs.produce import encoded, produce
 from inshape_jobs.streams import digits_records
 from inshape_operator.results import job_state
@@ -65,35 +65,15 @@ STAGES = (
 )
 
 
-class Watcher:
-    """First local time each (kind, name, key) was seen, from watches in one namespace."""
+class Watcher(WatchRecorder):
+    """When Jobs, Deployments and pods reached each step; the Jobs' results."""
 
     def __init__(self, client: kubernetes.client.ApiClient, ns: str) -> None:
-        self.seen: dict[tuple[str, str, str], float] = {}
+        super().__init__(client, ns)
         self.results: dict[str, dict[str, Any]] = {}
-        self.lock = threading.Lock()
-        self.ns = ns
-        self.client = client
-        self.stop = threading.Event()
-        core = kubernetes.client.CoreV1Api(client)
-        for list_fn, handle in (
-            (kubernetes.client.BatchV1Api(client).list_namespaced_job, self._job),
-            (kubernetes.client.AppsV1Api(client).list_namespaced_deployment, self._deployment),
-            (core.list_namespaced_pod, self._pod),
-        ):
-            threading.Thread(target=self._loop, args=(list_fn, handle), daemon=True).start()
-
-    def _mark(self, key: tuple[str, str, str]) -> None:
-        with self.lock:
-            self.seen.setdefault(key, time.monotonic())
-
-    def _loop(self, list_fn: Any, handle: Any) -> None:
-        while not self.stop.is_set():
-            watch = kubernetes.watch.Watch()  # type: ignore[no-untyped-call]
-            for event in watch.stream(list_fn, self.ns, timeout_seconds=60):  # type: ignore[no-untyped-call]
-                handle(event["raw_object"])
-                if self.stop.is_set():
-                    watch.stop()  # type: ignore[no-untyped-call]
+        self.watch(kubernetes.client.BatchV1Api(client).list_namespaced_job, self._job)
+        self.watch(kubernetes.client.AppsV1Api(client).list_namespaced_deployment, self._deployment)
+        self.watch(kubernetes.client.CoreV1Api(client).list_namespaced_pod, self._pod)
 
     def _job(self, job: dict[str, Any]) -> None:
         name = job["metadata"]["name"]
@@ -234,7 +214,7 @@ def main() -> None:
         custom = kubernetes.client.CustomObjectsApi(client)
         watcher = Watcher(client, ns)
         for name in (SERVING, REFERENCE):
-            apps.create_namespaced_deployment(ns, serving(name, ns, free_port()))
+            apps.create_namespaced_deployment(ns, serving(name, ns, free_port()))  # type: ignore[arg-type]  # the client takes plain dicts too
             watcher.wait(("ready", name, "none"), 90)
         health = free_port()
         operator = start_operator(
@@ -276,8 +256,10 @@ def main() -> None:
                 )
                 deadline = time.monotonic() + 60
                 while time.monotonic() < deadline:  # the operator has seen one short
-                    policy = custom.get_namespaced_custom_object(
-                        "inshape.dev", "v1alpha1", ns, "modelupdatepolicies", name
+                    policy = dict(
+                        custom.get_namespaced_custom_object(  # type: ignore[call-overload]
+                            "inshape.dev", "v1alpha1", ns, "modelupdatepolicies", name
+                        )
                     )
                     if (policy.get("status") or {}).get("pendingRecords") == args.records - 1:
                         break
@@ -314,7 +296,7 @@ def main() -> None:
                 # The floor of the same loop: a bare Job round trip, the Job's own stage sum,
                 # a bare patch of an identical Deployment until its new pod is Ready.
                 begun = time.monotonic()
-                batch.create_namespaced_job(ns, bare_job(f"ref-{loop}"))
+                batch.create_namespaced_job(ns, bare_job(f"ref-{loop}"))  # type: ignore[arg-type]
                 bare_running = watcher.wait(("job", f"ref-{loop}", "running"), 120)
                 bare_done = watcher.wait(("job", f"ref-{loop}", "finished"), 120)
                 begun_patch = time.monotonic()

@@ -24,10 +24,10 @@ import kubernetes
 
 from bench.common import emit
 from bench.operator_support import (
+    WatchRecorder,
     api,
     apply_crd,
     cluster,
-    free_port,
     namespace,
     percentile,
     policy_document,
@@ -35,34 +35,19 @@ from bench.operator_support import (
     stop,
     wait_healthy,
 )
+from inshape_hack.ports import free_port
 from inshape_jobs.produce import encoded, produce
 from inshape_jobs.streams import digits_records
 from inshape_operator.results import job_state
 
 
-class Watcher:
-    """First local time each (kind, name, key) was seen, from watches in one namespace."""
+class Watcher(WatchRecorder):
+    """When each Job appeared and finished, and when each Deployment's MODEL_URI changed."""
 
     def __init__(self, client: kubernetes.client.ApiClient, ns: str) -> None:
-        self.seen: dict[tuple[str, str, str], float] = {}
-        self.lock = threading.Lock()
-        self.ns = ns
-        self.client = client
-        self.stop = threading.Event()
+        super().__init__(client, ns)
         for target in (self._jobs, self._deployments):
             threading.Thread(target=target, daemon=True).start()
-
-    def _mark(self, key: tuple[str, str, str]) -> None:
-        with self.lock:
-            self.seen.setdefault(key, time.monotonic())
-
-    def _loop(self, list_fn: Any, handle: Any) -> None:
-        while not self.stop.is_set():
-            watch = kubernetes.watch.Watch()  # type: ignore[no-untyped-call]
-            for event in watch.stream(list_fn, self.ns, timeout_seconds=60):  # type: ignore[no-untyped-call]
-                handle(event["raw_object"])
-                if self.stop.is_set():
-                    watch.stop()  # type: ignore[no-untyped-call]
 
     def _jobs(self) -> None:
         def handle(job: dict[str, Any]) -> None:

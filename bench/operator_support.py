@@ -9,10 +9,10 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,6 +22,7 @@ from typing import Any
 import kubernetes
 
 from inshape_hack.cluster import Endpoints, LocalCluster, read_state
+from inshape_hack.ports import free_port
 from inshape_operator import crd
 
 REPO = Path(__file__).resolve().parents[1]
@@ -67,12 +68,6 @@ def cluster() -> Iterator[Endpoints]:
         yield local.endpoints()
     finally:
         local.stop()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def api(endpoints: Endpoints) -> kubernetes.client.ApiClient:
@@ -181,3 +176,30 @@ def policy_document(
 
 def dumps(document: Any) -> str:
     return json.dumps(document)
+
+
+class WatchRecorder:
+    """First local time each (kind, name, key) was seen, from watches in one namespace.
+    Subclasses start one `_loop` thread per resource kind with a handler that `_mark`s."""
+
+    def __init__(self, client: kubernetes.client.ApiClient, ns: str) -> None:
+        self.seen: dict[tuple[str, str, str], float] = {}
+        self.lock = threading.Lock()
+        self.ns = ns
+        self.client = client
+        self.stop = threading.Event()
+
+    def watch(self, list_fn: Any, handle: Any) -> None:
+        threading.Thread(target=self._loop, args=(list_fn, handle), daemon=True).start()
+
+    def _mark(self, key: tuple[str, str, str]) -> None:
+        with self.lock:
+            self.seen.setdefault(key, time.monotonic())
+
+    def _loop(self, list_fn: Any, handle: Any) -> None:
+        while not self.stop.is_set():
+            watch = kubernetes.watch.Watch()  # type: ignore[no-untyped-call]
+            for event in watch.stream(list_fn, self.ns, timeout_seconds=60):  # type: ignore[no-untyped-call]
+                handle(event["raw_object"])
+                if self.stop.is_set():
+                    watch.stop()  # type: ignore[no-untyped-call]
