@@ -134,6 +134,9 @@ class World:
     def status(self, name: str) -> dict[str, Any]:
         return dict(json.loads(self.kubectl("get", "mup", name, "-o", "json")).get("status") or {})
 
+    def get_policy(self, name: str) -> dict[str, Any]:
+        return dict(json.loads(self.kubectl("get", "mup", name, "-o", "json")))
+
     def deployment(self) -> dict[str, Any]:
         return dict(json.loads(self.kubectl("get", "deployment", SERVING, "-o", "json")))
 

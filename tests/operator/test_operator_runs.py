@@ -5,7 +5,9 @@ from __future__ import annotations
 import time
 
 import pytest
+from mlflow.tracking import MlflowClient
 
+from inshape_jobs.contract import CHAMPION_ALIAS
 from inshape_operator.results import job_state
 from tests.operator.conftest import INITIAL_URI, World
 
@@ -102,3 +104,34 @@ def test_a_killed_operator_continues_without_a_second_job(world: World) -> None:
     assert len(world.jobs("restart")) == 1
     assert world.deployment()["metadata"]["generation"] == 2
     assert world.status("restart")["lastRun"]["outcome"] == "Promoted"
+
+
+def test_rollback_annotation_restores_the_previous_champion(world: World) -> None:
+    policy = world.policy("rolled", {"trigger": {"minNewRecords": 300}})
+    model = policy.spec.model.name
+    world.fill(policy, 300, seed=1)
+    first = f"models:/{model}/1"
+    world.wait(lambda: world.model_uri() == first, JOB_TIMEOUT, f"the Deployment serves {first}")
+    world.fill(policy, 3000, seed=2)  # much more data: the candidate wins
+    second = f"models:/{model}/2"
+    world.wait(lambda: world.model_uri() == second, JOB_TIMEOUT, f"the Deployment serves {second}")
+    assert world.status("rolled")["previousChampion"]["uri"] == first
+
+    world.kubectl("annotate", "mup", "rolled", "inshape.dev/rollback=true")
+
+    world.wait(lambda: world.model_uri() == first, 30, f"the Deployment is back on {first}")
+    world.wait(
+        lambda: (
+            "inshape.dev/rollback"
+            not in (world.get_policy("rolled")["metadata"].get("annotations") or {})
+        ),
+        30,
+        "the rollback annotation is removed",
+    )
+    status = world.status("rolled")
+    assert status["champion"]["uri"] == first
+    assert status["previousChampion"]["uri"] == second
+    client = MlflowClient(world.endpoints.mlflow_tracking_uri)
+    assert client.get_model_version_by_alias(model, CHAMPION_ALIAS).version == "1"
+    time.sleep(3)  # more polls do not roll forward again
+    assert world.model_uri() == first
