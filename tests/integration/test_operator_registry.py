@@ -1,0 +1,40 @@
+"""The operator's MLflow REST client against the real MLflow server, after a real run."""
+
+from __future__ import annotations
+
+import pytest
+
+from inshape_hack.kafka import KafkaBroker
+from inshape_hack.mlflow_server import MlflowServer
+from inshape_operator.mlflow_check import Registry, RegistryUnavailableError, verify
+from tests.integration.helpers import digits_policy, fill, run
+
+pytestmark = pytest.mark.integration
+
+
+def test_registry_agrees_with_a_real_promotion_and_moves_the_alias_back(
+    kafka_broker: KafkaBroker, mlflow_server: MlflowServer, unique_name: str
+) -> None:
+    policy = digits_policy(unique_name, kafka_broker.bootstrap_servers, mlflow_server.tracking_uri)
+    fill(policy, 600)
+    first = run(policy, "uid-1")
+    fill(policy, 3000, seed=1)
+    second = run(policy, "uid-2")
+    assert (first["outcome"], second["outcome"]) == ("Promoted", "Promoted")
+    model = policy.spec.model.name
+    registry = Registry(mlflow_server.tracking_uri)
+
+    assert verify(registry, policy.experiment, model, "uid-2", "2").ok
+    stale = verify(registry, policy.experiment, model, "uid-1", "1")
+    assert (stale.ok, stale.reason) == (False, "ChampionAliasMismatch")
+    unknown = verify(registry, policy.experiment, model, "uid-9", "2")
+    assert unknown.reason == "RunNotInRegistry"
+
+    registry.set_champion(model, "1")  # what a rollback does
+    assert registry.champion_version(model) == "1"
+
+
+def test_registry_down_is_a_temporary_error() -> None:
+    registry = Registry("http://127.0.0.1:9")
+    with pytest.raises(RegistryUnavailableError):
+        registry.champion_version("anything")
