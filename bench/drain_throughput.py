@@ -24,8 +24,6 @@ from inshape_jobs.drain import TopicReader
 from inshape_jobs.records import ChunkParser, RecordSchema
 from inshape_jobs.streams import DIGITS_FEATURES
 
-PARTITIONS = 3
-
 
 def kcat_rate(broker: KafkaBroker, topic: str, count: int) -> float:
     started = time.monotonic()
@@ -95,10 +93,11 @@ def main() -> None:
         help="seconds the (slow) plain loop may run; its rate is what it read",
     )
     args.add_argument("--chunk-records", type=int, default=50_000)
+    args.add_argument("--partitions", type=int, default=3, help="of the benchmark topic")
     opts = args.parse_args()
     with scratch_broker() as broker, tempfile.TemporaryDirectory() as work:
         load_seconds = load_topic(
-            broker, "bench-digits", digits_lines(opts.records), PARTITIONS, Path(work)
+            broker, "bench-digits", digits_lines(opts.records), opts.partitions, Path(work)
         )
         kcat = kcat_rate(broker, "bench-digits", opts.records)
         ours, valid = our_rate(broker, "bench-digits", opts.chunk_records)
@@ -106,7 +105,7 @@ def main() -> None:
         plain = plain_loop_rate(broker, "bench-digits", opts.records, opts.plain_budget)
     common = {
         "records": opts.records,
-        "partitions": PARTITIONS,
+        "partitions": opts.partitions,
         "topic_load_seconds": round(load_seconds, 1),
     }
     emit(
