@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import kubernetes
+from kubernetes.client.exceptions import ApiException
+from urllib3.exceptions import ProtocolError
 
 from inshape_hack.cluster import Endpoints, LocalCluster, read_state
 from inshape_hack.ports import free_port
@@ -199,7 +201,13 @@ class WatchRecorder:
     def _loop(self, list_fn: Any, handle: Any) -> None:
         while not self.stop.is_set():
             watch = kubernetes.watch.Watch()  # type: ignore[no-untyped-call]
-            for event in watch.stream(list_fn, self.ns, timeout_seconds=60):  # type: ignore[no-untyped-call]
-                handle(event["raw_object"])
+            try:
+                for event in watch.stream(list_fn, self.ns, timeout_seconds=60):  # type: ignore[no-untyped-call]
+                    handle(event["raw_object"])
+                    if self.stop.is_set():
+                        watch.stop()  # type: ignore[no-untyped-call]
+            except (ProtocolError, ApiException, OSError):
+                # The cluster going away at the end of a run ends the watch; otherwise retry.
                 if self.stop.is_set():
-                    watch.stop()  # type: ignore[no-untyped-call]
+                    return
+                time.sleep(1)
