@@ -39,9 +39,14 @@ from inshape_jobs.produce import encoded
 from inshape_jobs.spec import Policy
 from inshape_jobs.streams import MALFORMED_KINDS, digits_records, malformed_record
 from inshape_jobs.topics import ensure_topic
-from inshape_operator import crd
 from tests.integration.helpers import committed
-from tests.operator.conftest import INITIAL_URI, ROOT, SERVING, Operator, World
+from tests.operator.conftest import (
+    INITIAL_URI,
+    SERVING,
+    World,
+    running_world,
+    serving_manifest,
+)
 
 __all__ = ["kubectl", "local_cluster", "namespace"]
 
@@ -50,32 +55,6 @@ LINEAGE = "lineage/offsets.json"
 
 
 # --- the world: namespace, CRD, serving Deployment(s), the operator -------------------------
-
-
-def serving_manifest(name: str, namespace: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": {"app": name}},
-                "spec": {
-                    "terminationGracePeriodSeconds": 2,
-                    "containers": [
-                        {
-                            "name": "server",
-                            "image": "inshape:dev",
-                            "command": ["python", "-c", "import time; time.sleep(3600)"],
-                            "env": [{"name": "MODEL_URI", "value": INITIAL_URI}],
-                        }
-                    ],
-                },
-            },
-        },
-    }
 
 
 class FaultWorld(World):
@@ -110,23 +89,13 @@ class FaultWorld(World):
 def world(
     local_cluster: Endpoints, namespace: str, kubectl: Kubectl, tmp_path: Path
 ) -> Iterator[FaultWorld]:
-    kubectl("apply", "-f", str(ROOT / crd.MANIFEST))
-    kubectl("wait", "--for=condition=Established", f"crd/{crd.NAME}", "--timeout=60s")
-    kubectl("apply", "-f", "-", stdin=json.dumps(serving_manifest(SERVING, namespace)))
     # A failed run is retried after 15 s rather than the default back-off: the MLflow test
     # waits for the run after the failure.
-    operator = Operator(
-        local_cluster, namespace, tmp_path / "operator.log", INSHAPE_FAILURE_BACKOFF_SECONDS="15"
-    )
-    operator.start()
-    world = FaultWorld(local_cluster, namespace, kubectl, operator)
-    world.wait(lambda: world.replica_sets() == 1, 30, "the serving Deployment has a ReplicaSet")
-    try:
-        yield world
-    finally:
-        operator.stop()
-        kubectl("delete", "jobs", "--all", "--wait=false", check=False)
-        time.sleep(0.1)
+    with running_world(
+        FaultWorld, local_cluster, namespace, kubectl, tmp_path / "operator.log",
+        INSHAPE_FAILURE_BACKOFF_SECONDS="15",
+    ) as w:  # fmt: skip
+        yield w
 
 
 @pytest.fixture

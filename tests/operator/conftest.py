@@ -11,8 +11,9 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 import yaml
@@ -163,22 +164,19 @@ class World:
             raise
 
 
-@pytest.fixture
-def world(
-    local_cluster: Endpoints, namespace: str, kubectl: Kubectl, tmp_path: Path
-) -> Iterator[World]:
-    kubectl("apply", "-f", str(ROOT / crd.MANIFEST))
-    kubectl("wait", "--for=condition=Established", f"crd/{crd.NAME}", "--timeout=60s")
-    serving = {
+def serving_manifest(name: str, namespace: str) -> dict[str, Any]:
+    """A stand-in serving Deployment: a long-running process with MODEL_URI in its env."""
+    return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {"name": SERVING, "namespace": namespace},
+        "metadata": {"name": name, "namespace": namespace},
         "spec": {
             "replicas": 1,
-            "selector": {"matchLabels": {"app": "serving"}},
+            "selector": {"matchLabels": {"app": name}},
             "template": {
-                "metadata": {"labels": {"app": "serving"}},
+                "metadata": {"labels": {"app": name}},
                 "spec": {
+                    "terminationGracePeriodSeconds": 2,
                     "containers": [
                         {
                             "name": "server",
@@ -186,15 +184,32 @@ def world(
                             "command": ["python", "-c", "import time; time.sleep(3600)"],
                             "env": [{"name": "MODEL_URI", "value": INITIAL_URI}],
                         }
-                    ]
+                    ],
                 },
             },
         },
     }
-    kubectl("apply", "-f", "-", stdin=json.dumps(serving))
-    operator = Operator(local_cluster, namespace, tmp_path / "operator.log")
+
+
+WorldT = TypeVar("WorldT", bound=World)
+
+
+@contextmanager
+def running_world(
+    world_type: type[WorldT],
+    endpoints: Endpoints,
+    namespace: str,
+    kubectl: Kubectl,
+    log: Path,
+    **operator_env: str,
+) -> Iterator[WorldT]:
+    """The CRD, the serving Deployment and a running operator in one test namespace."""
+    kubectl("apply", "-f", str(ROOT / crd.MANIFEST))
+    kubectl("wait", "--for=condition=Established", f"crd/{crd.NAME}", "--timeout=60s")
+    kubectl("apply", "-f", "-", stdin=json.dumps(serving_manifest(SERVING, namespace)))
+    operator = Operator(endpoints, namespace, log, **operator_env)
     operator.start()
-    world = World(local_cluster, namespace, kubectl, operator)
+    world = world_type(endpoints, namespace, kubectl, operator)
     world.wait(lambda: world.replica_sets() == 1, 30, "the serving Deployment has a ReplicaSet")
     try:
         yield world
@@ -203,3 +218,11 @@ def world(
         # Jobs still running would outlive the namespace's deletion for a while: stop them now.
         kubectl("delete", "jobs", "--all", "--wait=false", check=False)
         time.sleep(0.1)
+
+
+@pytest.fixture
+def world(
+    local_cluster: Endpoints, namespace: str, kubectl: Kubectl, tmp_path: Path
+) -> Iterator[World]:
+    with running_world(World, local_cluster, namespace, kubectl, tmp_path / "operator.log") as w:
+        yield w
