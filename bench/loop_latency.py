@@ -26,7 +26,6 @@ import json
 import statistics
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -36,14 +35,12 @@ from bench.common import emit
 from bench.operator_support import (
     WatchRecorder,
     api,
-    apply_crd,
+    bench_namespace,
     cluster,
-    namespace,
     percentile,
     policy_document,
-    start_operator,
+    start_polling_operator,
     stop,
-    wait_healthy,
 )
 from inshape_hack.ports import free_port
 from inshape_jobs.produce import encoded, produce
@@ -205,9 +202,7 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="inshape-bench-loop-"))
     with cluster() as endpoints:
-        apply_crd(endpoints)
-        ns = f"bench-{uuid.uuid4().hex[:6]}"
-        namespace(endpoints, ns)
+        ns = bench_namespace(endpoints)
         client = api(endpoints)
         apps = kubernetes.client.AppsV1Api(client)
         batch = kubernetes.client.BatchV1Api(client)
@@ -216,17 +211,7 @@ def main() -> None:
         for name in (SERVING, REFERENCE):
             apps.create_namespaced_deployment(ns, serving(name, ns, free_port()))  # type: ignore[arg-type]  # the client takes plain dicts too
             watcher.wait(("ready", name, "none"), 90)
-        health = free_port()
-        operator = start_operator(
-            endpoints,
-            work / "operator.log",
-            {
-                "INSHAPE_NAMESPACES": ns,
-                "INSHAPE_POLL_SECONDS": "1",
-                "INSHAPE_HEALTH_PORT": str(health),
-            },
-        )
-        wait_healthy(health)
+        operator = start_polling_operator(endpoints, work / "operator.log", ns)
         loops: list[dict[str, float]] = []
         floors: list[dict[str, float]] = []
         previous: str | None = None

@@ -16,7 +16,6 @@ import argparse
 import tempfile
 import threading
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -26,16 +25,13 @@ from bench.common import emit
 from bench.operator_support import (
     WatchRecorder,
     api,
-    apply_crd,
+    bench_namespace,
     cluster,
-    namespace,
     percentile,
     policy_document,
-    start_operator,
+    start_polling_operator,
     stop,
-    wait_healthy,
 )
-from inshape_hack.ports import free_port
 from inshape_jobs.produce import encoded, produce
 from inshape_jobs.streams import digits_records
 from inshape_operator.results import job_state
@@ -133,25 +129,13 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="inshape-bench-operator-"))
     with cluster() as endpoints:
-        apply_crd(endpoints)
-        ns = f"bench-{uuid.uuid4().hex[:6]}"
-        namespace(endpoints, ns)
+        ns = bench_namespace(endpoints)
         client = api(endpoints)
         apps = kubernetes.client.AppsV1Api(client)
         batch = kubernetes.client.BatchV1Api(client)
         custom = kubernetes.client.CustomObjectsApi(client)
         watcher = Watcher(client, ns)
-        health = free_port()
-        operator = start_operator(
-            endpoints,
-            work / "operator.log",
-            {
-                "INSHAPE_NAMESPACES": ns,
-                "INSHAPE_POLL_SECONDS": "1",
-                "INSHAPE_HEALTH_PORT": str(health),
-            },
-        )
-        wait_healthy(health)
+        operator = start_polling_operator(endpoints, work / "operator.log", ns)
         created: list[float] = []
         patched: list[float] = []
         ref_create: list[float] = []

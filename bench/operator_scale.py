@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import kubernetes
@@ -22,9 +21,8 @@ import psutil
 from bench.common import emit
 from bench.operator_support import (
     api,
-    apply_crd,
+    bench_namespace,
     cluster,
-    namespace,
     policy_document,
     start_operator,
     stop,
@@ -85,9 +83,7 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="inshape-bench-scale-"))
     with cluster() as endpoints:
-        apply_crd(endpoints)
-        ns = f"scale-{uuid.uuid4().hex[:6]}"
-        namespace(endpoints, ns)
+        ns = bench_namespace(endpoints, prefix="scale")
         topic = f"{ns}-events"
         produce(
             endpoints.kafka_bootstrap,

@@ -14,6 +14,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -100,6 +101,26 @@ def kubectl(endpoints: Endpoints, *args: str, stdin: str | None = None) -> str:
 
 def namespace(endpoints: Endpoints, name: str) -> None:
     kubectl(endpoints, "create", "namespace", name)
+
+
+def bench_namespace(endpoints: Endpoints, prefix: str = "bench") -> str:
+    """The CRD applied, and a fresh namespace for one benchmark run."""
+    apply_crd(endpoints)
+    name = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    namespace(endpoints, name)
+    return name
+
+
+def start_polling_operator(endpoints: Endpoints, log: Path, ns: str) -> subprocess.Popen[bytes]:
+    """Our operator on one namespace, polling every second; returns once /healthz answers."""
+    health = free_port()
+    proc = start_operator(
+        endpoints,
+        log,
+        {"INSHAPE_NAMESPACES": ns, "INSHAPE_POLL_SECONDS": "1", "INSHAPE_HEALTH_PORT": str(health)},
+    )
+    wait_healthy(health)
+    return proc
 
 
 def start_operator(
