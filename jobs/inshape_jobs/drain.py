@@ -187,11 +187,8 @@ class TopicReader:
                 return
             if progressed:
                 last_progress = time.monotonic()
-            elif time.monotonic() - last_progress > self.stall_timeout:
-                raise DrainError(
-                    f"No records from {self.topic} for {self.stall_timeout:.0f}s; "
-                    f"still to read: {pending}"
-                )
+            else:
+                self._check_stall(last_progress, pending)
 
     def _read_consumer(
         self, positions: dict[int, int], ends: dict[int, int]
@@ -209,11 +206,7 @@ class TopicReader:
         while remaining:
             batches = consumer.poll(timeout_ms=1000, max_records=10_000)
             if not batches:
-                if time.monotonic() - last_progress > self.stall_timeout:
-                    raise DrainError(
-                        f"No records from {self.topic} for {self.stall_timeout:.0f}s; "
-                        f"still to read: {remaining}"
-                    )
+                self._check_stall(last_progress, remaining)
                 continue
             last_progress = time.monotonic()
             for tp, records in batches.items():
@@ -233,6 +226,14 @@ class TopicReader:
                 if positions[tp.partition] >= end:
                     del remaining[tp.partition]
                     consumer.pause(tp)
+
+    def _check_stall(self, last_progress: float, still_to_read: dict[int, int]) -> None:
+        """A drain that gets nothing for stall_timeout fails (broker gone), committing nothing."""
+        if time.monotonic() - last_progress > self.stall_timeout:
+            raise DrainError(
+                f"No records from {self.topic} for {self.stall_timeout:.0f}s; "
+                f"still to read: {still_to_read}"
+            )
 
     def commit(self, offsets: dict[int, int], metadata: str) -> None:
         """Commit the group's offsets (the next offset to read, per partition)."""

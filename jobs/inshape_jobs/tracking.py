@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import mlflow
@@ -104,7 +104,6 @@ class RunRecord:
     signature_output: Any = None
     outcome: str = "Rejected"
     compared_with: str | None = None
-    extra_tags: dict[str, str] = field(default_factory=dict)
 
 
 class Tracker:

@@ -23,6 +23,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 
 from inshape_jobs import gate as gating
+from inshape_jobs.contract import POLICY_TAG
 from inshape_jobs.drain import Snapshot
 from inshape_jobs.estimators import (
     IncrementalCandidate,
@@ -108,7 +109,6 @@ class Drained:
     rejects: Counter[str]
     read: int
     train: int
-    classes: npt.NDArray[Any] | None
 
 
 def lineage_ranges(snapshot: Snapshot) -> dict[str, dict[str, int]]:
@@ -177,7 +177,8 @@ def drain_and_train(
             parsed: ParsedChunk = parser.parse(chunk)
             if classes is None and classification and incremental and len(parsed):
                 classes = np.unique(parsed.labels)
-                candidate.classes = classes  # type: ignore[union-attr]
+                assert isinstance(candidate, IncrementalCandidate)
+                candidate.classes = classes
                 log.info("Classes taken from the first chunk: %s", classes.tolist())
             if classes is not None:
                 parsed = drop_unknown_labels(parsed, classes)
@@ -213,7 +214,6 @@ def drain_and_train(
         rejects=rejects,
         read=read,
         train=train,
-        classes=classes,
     )
 
 
@@ -328,7 +328,7 @@ def build_record(
         },
         metrics=metrics,
         tags={
-            "inshape.policy": f"{policy.namespace}/{policy.name}",
+            POLICY_TAG: f"{policy.namespace}/{policy.name}",
             "inshape.reasons": ",".join(result["reasons"]),
         },
         documents=documents,
