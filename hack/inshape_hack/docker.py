@@ -1,0 +1,200 @@
+"""A Docker daemon to build images and run kind on: the user's own, or one the project starts.
+
+Where a daemon already answers (``$DOCKER_HOST`` or docker's default socket: a user's laptop),
+it is used as is. Otherwise Debian's ``docker.io`` is installed if missing and a daemon of the
+project's own is started: data root in the tool cache (images survive across runs and
+checkouts), its own socket and exec root under ``/run/inshape-docker``, stopped by ``down``.
+
+    python -m inshape_hack.docker up|down|env|status
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from inshape_hack.paths import cache_dir
+from inshape_hack.polling import wait_until
+
+# Short paths: a unix socket path may not exceed 108 bytes, and containerd nests sockets
+# under the exec root.
+OWN_RUN_DIR = Path("/run/inshape-docker")
+OWN_SOCKET = OWN_RUN_DIR / "docker.sock"
+OWN_PIDFILE = OWN_RUN_DIR / "dockerd.pid"
+DAEMON_START_SECONDS = 90.0
+
+
+@dataclass(frozen=True)
+class DockerEndpoint:
+    """Where the docker CLI talks to: ``host`` is a DOCKER_HOST value, or None for the default."""
+
+    host: str | None
+    owned: bool  # started by the project (and so stopped by `down`)
+
+    def env(self) -> dict[str, str]:
+        """The process environment for docker, kind and anything that shells out to docker."""
+        env = dict(os.environ)
+        if self.host:
+            env["DOCKER_HOST"] = self.host
+        return env
+
+    def exports(self) -> str:
+        return f"export DOCKER_HOST={self.host}" if self.host else "unset DOCKER_HOST"
+
+
+def docker_cli() -> str:
+    found = shutil.which("docker")
+    if found is None:
+        raise RuntimeError("no docker CLI on PATH (the docker.io package installs one)")
+    return found
+
+
+def answers(host: str | None, timeout: float = 10.0) -> bool:
+    """True when a daemon answers `docker info` at ``host`` (None: the CLI's default)."""
+    if shutil.which("docker") is None:
+        return False
+    env = dict(os.environ)
+    env.pop("DOCKER_HOST", None)
+    if host:
+        env["DOCKER_HOST"] = host
+    try:
+        done = subprocess.run(
+            [docker_cli(), "info", "--format", "{{.ServerVersion}}"],
+            env=env,
+            capture_output=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return False
+    return done.returncode == 0
+
+
+def own_host() -> str:
+    return f"unix://{OWN_SOCKET}"
+
+
+def find_running() -> DockerEndpoint | None:
+    """The daemon to use if one already answers: the user's first, then the project's own."""
+    user_host = os.environ.get("DOCKER_HOST")
+    if user_host and user_host != own_host():
+        return DockerEndpoint(user_host, owned=False) if answers(user_host) else None
+    if answers(own_host()):
+        return DockerEndpoint(own_host(), owned=True)
+    if answers(None):
+        return DockerEndpoint(None, owned=False)
+    return None
+
+
+def install_docker_io() -> None:
+    """Debian's docker.io (dockerd, containerd, runc) when dockerd is missing."""
+    if shutil.which("dockerd"):
+        return
+    sudo = [] if os.geteuid() == 0 else ["sudo"]
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    print("docker: installing Debian's docker.io", file=sys.stderr, flush=True)
+    subprocess.run([*sudo, "apt-get", "update", "-qq"], env=env, check=True)
+    subprocess.run(
+        [*sudo, "apt-get", "install", "-y", "-qq", "docker.io"],
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+
+
+def dockerd_argv(data_root: Path) -> list[str]:
+    return [
+        "dockerd",
+        f"--data-root={data_root}",
+        f"--exec-root={OWN_RUN_DIR / 'exec'}",
+        f"--pidfile={OWN_PIDFILE}",
+        f"--host={own_host()}",
+        # The project's images and containers live in the cache; its logs stay small.
+        "--log-driver=json-file",
+        "--log-opt=max-size=20m",
+    ]
+
+
+def start_own_daemon() -> DockerEndpoint:
+    """Start the project's dockerd in the background and wait until it answers."""
+    install_docker_io()
+    data_root = cache_dir() / "docker"
+    data_root.mkdir(parents=True, exist_ok=True)
+    OWN_RUN_DIR.mkdir(parents=True, exist_ok=True)
+    log_path = data_root.parent / "dockerd.log"
+    with log_path.open("ab") as log:
+        subprocess.Popen(
+            dockerd_argv(data_root),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # outlives this command; `down` stops it
+        )
+    wait_until(
+        lambda: answers(own_host(), timeout=5),
+        timeout=DAEMON_START_SECONDS,
+        what=f"dockerd answers on {OWN_SOCKET} (log: {log_path})",
+    )
+    return DockerEndpoint(own_host(), owned=True)
+
+
+def ensure_docker() -> DockerEndpoint:
+    """A daemon that answers: the one running already, else the project's own, started now."""
+    return find_running() or start_own_daemon()
+
+
+def stop_own_daemon(timeout: float = 60.0) -> bool:
+    """Stop the project's dockerd (not a user's); True if one was running."""
+    try:
+        pid = int(OWN_PIDFILE.read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return False
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        OWN_PIDFILE.unlink(missing_ok=True)
+        return False
+    wait_until(lambda: not _alive(pid), timeout=timeout, what=f"dockerd {pid} exits")
+    return True
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie (our own child, not yet reaped) counts as gone.
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("command", choices=["up", "down", "env", "status"])
+    args = parser.parse_args(argv)
+    if args.command == "up":
+        endpoint = ensure_docker()
+        print(f"docker: {'own daemon' if endpoint.owned else 'existing daemon'} {endpoint.host}")
+    elif args.command == "down":
+        print("docker: stopped own daemon" if stop_own_daemon() else "docker: no own daemon")
+    elif args.command == "env":
+        running = find_running()
+        if running is not None:
+            print(running.exports())
+    else:
+        running = find_running()
+        print(f"docker: {running.host if running else 'no daemon answers'}")
+        return 0 if running else 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
