@@ -9,58 +9,66 @@ PYTEST := $(PY) -m pytest -p no:cacheprovider
 
 .DEFAULT_GOAL := help
 
-# The kind path (needs Docker): kind-up, kind-images, kind-strimzi, kind-install, kind-demo.
-include hack/kind.mk
-.PHONY: help setup tools operator demo demo-down demo-local test test-unit test-integration test-e2e lint format bench crd \
-	cluster-up cluster-down cluster-status clean
+.PHONY: help setup tools images kind-up kind-down env docker-up docker-down operator demo demo-down \
+	demo-local test test-unit test-integration test-e2e lint format bench crd clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade 'pip>=25.1'
-	$(PY) -m pip install -q -e . --group dev
+# pip's chatter goes to stderr, so `eval "$$(make -s env)"` reads exports only.
+$(STAMP): pyproject.toml hack/pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV) >&2
+	$(PY) -m pip install -q --upgrade 'pip>=25.1' >&2
+	$(PY) -m pip install -q -e . --group dev >&2
 	@touch $@
 
-setup: $(STAMP) ## Install Python deps, kcat, and fetch the Kafka broker jars (cached)
+setup: $(STAMP) ## Install Python deps, Debian packages (kcat, Java, Maven, docker.io, debootstrap), the Kafka jars (cached)
 	@hack/ensure-packages.sh
 	$(PY) -m inshape_hack.kafka fetch
 
-tools: $(STAMP) ## Build etcd, kube-apiserver, kube-controller-manager, kubectl, helm from Go modules (cached)
-	$(PY) -m inshape_hack.gotools
+tools: $(STAMP) ## Build the Go tools: Kubernetes, etcd, helm, kind, crictl, coredns, local-path (cached)
+	$(PY) -m inshape_hack.gotools --kind
 
-cluster-up: setup tools ## Start the local cluster (etcd, apiserver, controllers, local kubelet, Kafka, MLflow)
-	$(PY) -m inshape_hack.cluster up
+images: setup ## Docker (own daemon if none answers), the kind node image, the project's and Kafka's images (cached)
+	$(PY) -m inshape_hack.kindtesting prepare
 
-cluster-down: ## Stop the local cluster; leaves no process behind
-	@test -x $(PY) && $(PY) -m inshape_hack.cluster down || true
+docker-up: $(STAMP) ## Use the Docker daemon that answers, else install docker.io and start the project's own
+	$(PY) -m inshape_hack.docker up
 
-cluster-status: ## Components, pids, /readyz and endpoints of the local cluster
-	$(PY) -m inshape_hack.cluster status
+docker-down: $(STAMP) ## Stop the project's own Docker daemon (never a user's); images stay cached
+	$(PY) -m inshape_hack.docker down
 
-operator: $(STAMP) ## Run the operator against the local cluster (after make cluster-up)
-	KUBECONFIG=.run/cluster/admin.kubeconfig INSHAPE_POLL_SECONDS=2 $(PY) -m inshape_operator
+kind-up: images ## Create (or reuse) the kind cluster `inshape` from kind-config.yaml
+	$(PY) -m inshape_hack.kindcluster up
 
-demo: setup tools ## The whole loop on the local cluster: helm install, stream, watch promotions
+kind-down: $(STAMP) ## Delete the kind cluster `inshape`
+	$(PY) -m inshape_hack.kindcluster down
+
+env: $(STAMP) ## Exports pointing kubectl, helm and docker at the cluster: eval "$$(make -s env)"
+	@$(PY) -m inshape_hack.kindcluster env
+
+operator: $(STAMP) ## Run the operator on the host against the demo cluster (after make demo)
+	KUBECONFIG=.run/kind/inshape.kubeconfig INSHAPE_POLL_SECONDS=2 $(PY) -m inshape_operator
+
+demo: images ## The whole loop on kind: helm install, stream drifting data, watch promotions
 	$(PY) -m inshape_hack.demo $(DEMO_ARGS)
 
-demo-down: ## Remove the demo release and stop the local cluster
+demo-down: ## Delete the demo's kind cluster (and stop the project's own Docker daemon)
 	@test -x $(PY) && $(PY) -m inshape_hack.demo down || true
 
 demo-local: setup ## The update Job alone on Kafka + MLflow (no Kubernetes): cycles and decisions
 	$(PY) -m inshape_hack.demo_local $(DEMO_ARGS)
 
-test: setup tools lint ## Lint, then every test tier (the kind tier skips, saying why, without Docker)
+test: images lint ## Lint, then every test tier: unit, integration, e2e on kind
 	$(PYTEST) tests
 
 test-unit: $(STAMP) ## Pure-logic tests only (no services)
 	$(PYTEST) tests/unit
 
-test-integration: setup tools ## Tests against real Kafka, MLflow and kube-apiserver
+test-integration: setup ## Tests against real Kafka, MLflow (on the host) and a kind API server
 	$(PYTEST) tests -m integration
 
-test-e2e: setup tools ## End-to-end tests on a local cluster the session starts and stops
+test-e2e: images ## End-to-end tests on a kind cluster the session creates and deletes
 	$(PYTEST) tests -m e2e
 
 lint: $(STAMP) ## ruff (lint + format check) and mypy (strict)
@@ -85,5 +93,5 @@ crd: $(STAMP) ## Regenerate the CRD from the policy's Python model (the one sour
 	$(PY) -m inshape_operator.crd -o manifests/crd/modelupdatepolicies.inshape.dev.yaml
 	cp manifests/crd/modelupdatepolicies.inshape.dev.yaml charts/inshape/files/
 
-clean: cluster-down ## Stop the local cluster, remove run state (.run); the tool cache stays
+clean: demo-down ## Delete the demo cluster, remove run state (.run); the tool cache stays
 	rm -rf .run

@@ -19,8 +19,8 @@ import pytest
 from inshape_hack.kafka import KafkaBroker
 from inshape_hack.mlflow_server import MlflowServer
 
-# The local-cluster fixtures (local_cluster, namespace, kubectl) for every tier that needs it.
-pytest_plugins = ["inshape_hack.testing"]
+# The kind fixtures (kind_env, namespace, kubectl) for every tier that needs a cluster.
+pytest_plugins = ["inshape_hack.kindtesting"]
 
 
 @pytest.fixture(scope="session")

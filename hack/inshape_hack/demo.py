@@ -1,27 +1,34 @@
-"""`make demo`: inshape on the local cluster, end to end, in one command.
+"""`make demo`: inshape on a kind cluster, end to end, in one command.
 
-Starts (or reuses) the local cluster, `helm install`s the chart with the example policy on
-the drifting hyperplane stream, then streams a batch of records per cycle and shows each
-update as the operator runs it: the Job, its outcome, the champion version and metric, and
-which model the serving Deployment points at. Ends after a few promotions with where to
-look next. `make demo-down` removes the release and stops the cluster.
+Creates (or reuses) the kind cluster `inshape` (Docker, kind and the node image are made
+ready first: kindcluster.py), builds and loads the project's image and the Kafka broker's,
+runs Kafka in the demo namespace, `helm install`s the chart (its own MLflow, the operator,
+the example policy on the drifting hyperplane stream) into a namespace that enforces Pod
+Security `restricted`, then streams a batch of records per cycle and shows each update as
+the operator runs it: the Job, its outcome, the champion version and metric, and which model
+the serving Deployment points at. Ends after a few promotions with where to look next.
+`make demo-down` deletes the cluster.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from inshape_hack.cluster import Endpoints, pid_alive, read_state
-from inshape_hack.paths import REPO_ROOT, run_dir
-from inshape_hack.ports import free_port
+from inshape_hack import gotools, images, kafka_kind, kindcluster
+from inshape_hack.docker import stop_own_daemon
+from inshape_hack.kindtesting import RESTRICTED
+from inshape_hack.kubectl import KubectlRunner
+from inshape_hack.paths import REPO_ROOT
+from inshape_hack.polling import wait_until
 
+CLUSTER = kindcluster.DEFAULT_CLUSTER
 NAMESPACE = "inshape-demo"
 RELEASE = "inshape"
 POLICY = "hyperplane"
@@ -30,70 +37,75 @@ TOPIC = "demo-hyperplane-events"
 MODEL = "demo-hyperplane"
 
 
+@dataclass(frozen=True)
 class Cluster:
-    """kubectl and helm bound to the running local cluster."""
+    """kubectl and helm bound to the demo's kind cluster and namespace."""
 
-    def __init__(self, endpoints: Endpoints) -> None:
-        self.endpoints = endpoints
-        self.env = {
-            **os.environ,
-            **endpoints.env(),
-            "KUBECACHEDIR": str(Path(endpoints.kubeconfig).parent / "kubectl-cache"),
-        }
+    kubectl_runner: KubectlRunner
+    helm_binary: Path
+    image: str
+    kafka: kafka_kind.KafkaOnKind
 
     def kubectl(self, *args: str, check: bool = True) -> str:
-        return self._run([self.endpoints.kubectl, "-n", NAMESPACE, *args], check)
+        try:
+            return self.kubectl_runner(*args, check=check)
+        except AssertionError as failed:
+            raise RuntimeError(str(failed)) from None
 
     def helm(self, *args: str) -> str:
-        return self._run([self.endpoints.helm, "-n", NAMESPACE, *args], check=True)
+        return self._helm(*args, check=True).stdout
 
     def helm_ok(self, *args: str) -> bool:
-        argv = [self.endpoints.helm, "-n", NAMESPACE, *args]
-        return subprocess.run(argv, capture_output=True, env=self.env, check=False).returncode == 0
+        return self._helm(*args, check=False).returncode == 0
 
-    def get(self, *args: str) -> dict[str, Any]:
-        out = self.kubectl("get", *args, "-o", "json", check=False)
-        try:
-            return dict(json.loads(out))
-        except json.JSONDecodeError:
-            return {}
-
-    def _run(self, argv: list[str], check: bool) -> str:
+    def _helm(self, *args: str, check: bool) -> subprocess.CompletedProcess[str]:
+        argv = [str(self.helm_binary), "-n", NAMESPACE, *args]
+        env = self.kubectl_runner.env()
         proc = subprocess.run(
-            argv, capture_output=True, text=True, env=self.env, timeout=300, check=False
+            argv, capture_output=True, text=True, env=env, timeout=600, check=False
         )
         if check and proc.returncode != 0:
-            raise RuntimeError(f"{' '.join(argv[:4])} ... failed:\n{proc.stderr}{proc.stdout}")
-        return proc.stdout
+            raise RuntimeError(f"helm {' '.join(args[:3])} ... failed:\n{proc.stderr}{proc.stdout}")
+        return proc
+
+    def get(self, *args: str) -> dict[str, Any]:
+        return self.kubectl_runner.json("get", *args)
 
 
-def ensure_cluster() -> Endpoints:
-    state_dir = run_dir() / "cluster"
-    state = read_state(state_dir)
-    if state is None or not pid_alive(int(state["supervisor_pid"])):
-        print(
-            "Starting the local cluster (first time: builds the Kubernetes binaries) ...",
-            flush=True,
-        )
-        subprocess.run([sys.executable, "-m", "inshape_hack.cluster", "up"], check=True)
-        state = read_state(state_dir)
-    assert state is not None
-    return Endpoints(**state["endpoints"])
+def ensure_cluster() -> Cluster:
+    """The kind cluster with both images loaded and Kafka running in the demo namespace."""
+    started = time.monotonic()
+    print("Preparing Docker, kind and the node image (first time: builds them) ...", flush=True)
+    tooling = kindcluster.prepare_kind()
+    cluster = kindcluster.up(tooling, CLUSTER)
+    print(f"kind cluster {CLUSTER} up ({time.monotonic() - started:.0f}s); images ...", flush=True)
+    image = images.ensure_project_image(tooling.docker)
+    kafka_image = kafka_kind.ensure_kafka_image(tooling.docker)
+    for name in (image, kafka_image):
+        kindcluster.load_image(tooling, name, CLUSTER)
+    admin = KubectlRunner(tooling.kubectl, cluster.kubeconfig_path)
+    if not admin.json("get", "namespace", NAMESPACE):
+        admin("create", "namespace", NAMESPACE)
+    admin("label", "--overwrite", "namespace", NAMESPACE, RESTRICTED)
+    node_ip = kindcluster.node_ip(tooling, CLUSTER)
+    kafka = kafka_kind.deploy_kafka(admin, NAMESPACE, kafka_image, node_ip)
+    helm = gotools.build(gotools.tool_named("helm"), quiet=True)
+    print(f"Kafka ready ({time.monotonic() - started:.0f}s since start)", flush=True)
+    return Cluster(admin.in_namespace(NAMESPACE), helm, image, kafka)
 
 
 def install(cluster: Cluster) -> None:
-    cluster.kubectl("create", "namespace", NAMESPACE, check=False)
+    repository, tag = cluster.image.rsplit(":", 1)
     values = {
-        "kafka.bootstrapServers": cluster.endpoints.kafka_bootstrap,
-        "mlflow.external.uri": cluster.endpoints.mlflow_tracking_uri,
+        "image.repository": repository,
+        "image.tag": tag,
+        "image.pullPolicy": "Never",
+        "kafka.bootstrapServers": cluster.kafka.in_cluster_bootstrap,
         "example.policy": "regressor",
         "example.topic": TOPIC,
         "example.modelName": MODEL,
         "example.minNewRecords": 2000,
         "operator.pollSeconds": 2,
-        # Pods are host processes here: ports nobody else on the machine uses.
-        "operator.healthPort": free_port(),
-        "operator.metricsPort": free_port(),
     }
     sets = [arg for key, value in values.items() for arg in ("--set", f"{key}={value}")]
     chart = str(REPO_ROOT / "charts" / "inshape")
@@ -109,17 +121,6 @@ def install(cluster: Cluster) -> None:
         cluster.helm("upgrade", RELEASE, chart, "--reuse-values", "--set", "example.enabled=true")
 
 
-def wait(check: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:.0f}s waiting until {what}")
-        time.sleep(1)
-
-
 def operator_running(cluster: Cluster) -> bool:
     pods = cluster.get("pods", "-l", "app.kubernetes.io/component=operator").get("items", [])
     return any(p.get("status", {}).get("phase") == "Running" for p in pods)
@@ -128,7 +129,7 @@ def operator_running(cluster: Cluster) -> bool:
 def stream(cluster: Cluster, count: int, seed: int) -> None:
     subprocess.run(
         [sys.executable, "-m", "inshape_jobs", "produce",
-         "--bootstrap-servers", cluster.endpoints.kafka_bootstrap, "--topic", TOPIC,
+         "--bootstrap-servers", cluster.kafka.host_bootstrap, "--topic", TOPIC,
          "--stream", "hyperplane", "--count", str(count), "--features", "10",
          "--drift", "0.0005", "--noise", "0.05", "--seed", str(seed), "--bad-fraction", "0.01"],
         check=True, stdout=subprocess.DEVNULL,
@@ -142,6 +143,10 @@ def serving_uri(cluster: Cluster) -> str:
             if env["name"] == "MODEL_URI":
                 return str(env.get("value", ""))
     return ""
+
+
+def serving_is(cluster: Cluster, uri: str) -> bool:
+    return serving_uri(cluster) == uri
 
 
 def finished_after(cluster: Cluster, job: str | None) -> dict[str, Any] | None:
@@ -171,10 +176,9 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=3000, help="records per batch")
     opts = parser.parse_args()
 
-    endpoints = ensure_cluster()
-    cluster = Cluster(endpoints)
+    cluster = ensure_cluster()
     install(cluster)
-    wait(lambda: operator_running(cluster), 180, "the operator pod runs")
+    wait_until(lambda: operator_running(cluster), 300, "the operator pod runs", interval=1)
     print(f"Operator running; streaming {opts.batch} drifting records per cycle into {TOPIC}\n")
     print(
         "time      policy     job                      outcome   champion metric   records"
@@ -185,16 +189,18 @@ def main() -> int:
     for cycle in range(1, opts.cycles + 1):
         stream(cluster, opts.batch, seed=cycle)
 
-        status = wait(
-            lambda after=seen_job: finished_after(cluster, after),
+        status = wait_until(
+            partial(finished_after, cluster, seen_job),
             300,
             f"update run {cycle} finishes",
+            interval=1,
         )
         seen_job = status["lastRun"]["job"]
         if status["lastRun"].get("outcome") == "Promoted":
             promotions += 1
             champion = status["champion"]["uri"]
-            wait(lambda c=champion: serving_uri(cluster) == c, 60, "the Deployment rolls")
+            rolled = partial(serving_is, cluster, champion)
+            wait_until(rolled, 60, "the Deployment rolls", interval=1)
         print(row(status, serving_uri(cluster)), flush=True)
         if promotions >= opts.promotions:
             break
@@ -204,10 +210,14 @@ def main() -> int:
     print(f"""
 {promotions} promotion(s). The serving Deployment {SERVING} follows the champion.
 Where to look next:
+  First point kubectl, helm and docker at the cluster:
+             eval "$(make -s env)"
   MLflow UI (runs, metrics, sample characteristics, plots, lineage, model versions):
-      {endpoints.mlflow_tracking_uri}   experiment {experiment}, model {MODEL}
-  First point kubectl and helm at the cluster:
-             eval "$(.venv/bin/python -m inshape_hack.cluster env)"
+             kubectl -n {NAMESPACE} port-forward svc/inshape-mlflow 5000
+             then http://localhost:5000   experiment {experiment}, model {MODEL}
+  Pods:      kubectl get pods -A -o wide
+             kubectl get pods -A -o custom-columns=POD:.metadata.name,\\
+CONTAINER:.status.containerStatuses[0].containerID
   Policies:  kubectl -n {NAMESPACE} get modelupdatepolicies
              kubectl -n {NAMESPACE} describe mup {POLICY}
   Jobs:      kubectl -n {NAMESPACE} get jobs
@@ -217,13 +227,16 @@ Where to look next:
 
 
 def down() -> int:
-    state = read_state(run_dir() / "cluster")
-    if state is not None and pid_alive(int(state["supervisor_pid"])):
-        cluster = Cluster(Endpoints(**state["endpoints"]))
-        cluster._run([cluster.endpoints.helm, "-n", NAMESPACE, "uninstall", RELEASE], check=False)
-    return subprocess.run(
-        [sys.executable, "-m", "inshape_hack.cluster", "down"], check=False
-    ).returncode
+    """Delete the demo's kind cluster; stop the project's own Docker daemon if nothing else
+    of the project runs on it."""
+    tooling = kindcluster.prepare_kind(with_node_image=False)
+    if kindcluster.cluster_exists(tooling, CLUSTER):
+        kindcluster.kind_cluster(tooling, CLUSTER).delete()
+    kindcluster.kubeconfig_path(CLUSTER).unlink(missing_ok=True)
+    if tooling.docker.owned and not kindcluster.clusters(tooling):
+        stop_own_daemon()
+        print("Stopped the project's Docker daemon (its images stay cached)")
+    return 0
 
 
 if __name__ == "__main__":

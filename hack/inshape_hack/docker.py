@@ -19,6 +19,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from inshape_hack.debian import ensure_commands
 from inshape_hack.paths import cache_dir
 from inshape_hack.polling import wait_until
 
@@ -51,7 +52,10 @@ class DockerEndpoint:
 def docker_cli() -> str:
     found = shutil.which("docker")
     if found is None:
-        raise RuntimeError("no docker CLI on PATH (the docker.io package installs one)")
+        ensure_commands({"docker": "docker.io"})
+        found = shutil.which("docker")
+    if found is None:
+        raise RuntimeError("no docker CLI on PATH after installing docker.io")
     return found
 
 
@@ -92,22 +96,6 @@ def find_running() -> DockerEndpoint | None:
     return None
 
 
-def install_docker_io() -> None:
-    """Debian's docker.io (dockerd, containerd, runc) when dockerd is missing."""
-    if shutil.which("dockerd"):
-        return
-    sudo = [] if os.geteuid() == 0 else ["sudo"]
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    print("docker: installing Debian's docker.io", file=sys.stderr, flush=True)
-    subprocess.run([*sudo, "apt-get", "update", "-qq"], env=env, check=True)
-    subprocess.run(
-        [*sudo, "apt-get", "install", "-y", "-qq", "docker.io"],
-        env=env,
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
-
-
 def dockerd_argv(data_root: Path) -> list[str]:
     return [
         "dockerd",
@@ -123,7 +111,8 @@ def dockerd_argv(data_root: Path) -> list[str]:
 
 def start_own_daemon() -> DockerEndpoint:
     """Start the project's dockerd in the background and wait until it answers."""
-    install_docker_io()
+    # Debian's docker.io brings dockerd, containerd and runc.
+    ensure_commands({"dockerd": "docker.io"})
     data_root = cache_dir() / "docker"
     data_root.mkdir(parents=True, exist_ok=True)
     OWN_RUN_DIR.mkdir(parents=True, exist_ok=True)

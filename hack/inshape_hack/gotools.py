@@ -108,7 +108,9 @@ TOOLS: tuple[GoTool, ...] = (
 
 # The node image's Kubernetes parts, from the same wrapper module as the control plane.
 NODE_TOOLS: tuple[GoTool, ...] = tuple(
-    GoTool(name, "kubernetes", f"k8s.io/kubernetes/cmd/{name}", "k8s.io/kubernetes", kubernetes_ldflags)
+    GoTool(
+        name, "kubernetes", f"k8s.io/kubernetes/cmd/{name}", "k8s.io/kubernetes", kubernetes_ldflags
+    )
     for name in ("kubelet", "kubeadm", "kube-proxy", "kube-scheduler")
 )
 
@@ -233,7 +235,14 @@ def _go_install(tool: InstalledTool, output: Path, parallel: int) -> None:
         env["GOBIN"] = gobin
         ldflags = " ".join(["-s", "-w", *tool.ldflags])
         subprocess.run(
-            ["go", "install", f"-p={parallel}", "-ldflags", ldflags, f"{tool.package}@{tool.version}"],
+            [
+                "go",
+                "install",
+                f"-p={parallel}",
+                "-ldflags",
+                ldflags,
+                f"{tool.package}@{tool.version}",
+            ],
             cwd=gobin,
             env=env,
             check=True,

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from kafka.admin import KafkaAdminClient
 
+from inshape_hack.kafka_config import SINGLE_NODE_SETTINGS
 from inshape_hack.paths import HACK_DIR, cache_dir
 from inshape_hack.ports import free_port, wait_for_port
 from inshape_hack.process import ServiceProcess
@@ -85,16 +86,7 @@ def server_properties(data_dir: Path, port: int, controller_port: int) -> str:
         "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
         "inter.broker.listener.name": "PLAINTEXT",
         "log.dirs": str(data_dir / "log"),
-        # One node: internal topics cannot be replicated, and few partitions start faster.
-        "offsets.topic.replication.factor": "1",
-        "offsets.topic.num.partitions": "5",
-        "transaction.state.log.replication.factor": "1",
-        "transaction.state.log.min.isr": "1",
-        "share.coordinator.state.topic.replication.factor": "1",
-        "share.coordinator.state.topic.min.isr": "1",
-        "group.initial.rebalance.delay.ms": "0",
-        "num.partitions": "1",
-        "message.max.bytes": str(8 * 1024 * 1024),
+        **SINGLE_NODE_SETTINGS,  # shared with the broker image (kafka_image.py)
     }
     return "".join(f"{key}={value}\n" for key, value in settings.items())
 

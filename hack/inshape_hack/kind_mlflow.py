@@ -17,7 +17,6 @@ from inshape_hack.polling import wait_until
 Manifest = dict[str, Any]
 NAME = "mlflow"
 PORT = 5000
-NODE_PORT = 30500
 READY_SECONDS = 300.0
 
 RESTRICTED_CONTAINER: Manifest = {
@@ -30,11 +29,11 @@ RESTRICTED_CONTAINER: Manifest = {
 
 @dataclass(frozen=True)
 class MlflowOnKind:
-    """Where the in-cluster MLflow answers."""
+    """Where the in-cluster MLflow answers (the node port is the one Kubernetes allocated)."""
 
     namespace: str
     node_ip: str
-    node_port: int = NODE_PORT
+    node_port: int = 0
 
     @property
     def uri(self) -> str:
@@ -45,22 +44,22 @@ class MlflowOnKind:
         return f"http://{NAME}.{self.namespace}.svc.cluster.local:{PORT}"
 
 
-def mlflow_manifests(target: MlflowOnKind, image: str) -> list[Manifest]:
+def mlflow_manifests(namespace: str, node_ip: str, image: str) -> list[Manifest]:
     labels = {"app.kubernetes.io/name": NAME, "app.kubernetes.io/part-of": "inshape-test"}
     # MLflow 3 refuses requests whose Host header it does not know (DNS rebinding guard).
     hosts = ",".join(
         [
-            f"{target.node_ip}:{target.node_port}",
+            f"{node_ip}:*",  # whichever node port Kubernetes allocates
             f"{NAME}:{PORT}",
-            f"{NAME}.{target.namespace}:{PORT}",
-            f"{NAME}.{target.namespace}.svc.cluster.local:{PORT}",
-            f"localhost:{PORT}",
+            f"{NAME}.{namespace}:{PORT}",
+            f"{NAME}.{namespace}.svc.cluster.local:{PORT}",
+            "localhost:*",  # kubectl port-forward
         ]
     )
     pvc: Manifest = {
         "apiVersion": "v1",
         "kind": "PersistentVolumeClaim",
-        "metadata": {"name": NAME, "namespace": target.namespace, "labels": labels},
+        "metadata": {"name": NAME, "namespace": namespace, "labels": labels},
         "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "2Gi"}}},
     }
     container: Manifest = {
@@ -68,7 +67,8 @@ def mlflow_manifests(target: MlflowOnKind, image: str) -> list[Manifest]:
         "image": image,
         "imagePullPolicy": "Never",
         "command": [
-            "mlflow", "server",
+            "mlflow",
+            "server",
             "--backend-store-uri=sqlite:////data/mlflow.db",
             "--artifacts-destination=/data/artifacts",
             "--serve-artifacts",
@@ -76,17 +76,20 @@ def mlflow_manifests(target: MlflowOnKind, image: str) -> list[Manifest]:
             f"--port={PORT}",
             "--workers=2",
             f"--allowed-hosts={hosts}",
-        ],  # fmt: skip
+        ],
         "ports": [{"name": "http", "containerPort": PORT}],
         "readinessProbe": {"httpGet": {"path": "/health", "port": PORT}, "periodSeconds": 2},
         "securityContext": {**RESTRICTED_CONTAINER, "readOnlyRootFilesystem": True},
-        "volumeMounts": [{"name": "data", "mountPath": "/data"}, {"name": "tmp", "mountPath": "/tmp"}],
+        "volumeMounts": [
+            {"name": "data", "mountPath": "/data"},
+            {"name": "tmp", "mountPath": "/tmp"},
+        ],
         "resources": {"requests": {"cpu": "50m", "memory": "384Mi"}, "limits": {"memory": "1Gi"}},
     }
     deployment: Manifest = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {"name": NAME, "namespace": target.namespace, "labels": labels},
+        "metadata": {"name": NAME, "namespace": namespace, "labels": labels},
         "spec": {
             "replicas": 1,
             "strategy": {"type": "Recreate"},  # one writer of the sqlite file
@@ -108,23 +111,33 @@ def mlflow_manifests(target: MlflowOnKind, image: str) -> list[Manifest]:
     service: Manifest = {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": {"name": NAME, "namespace": target.namespace, "labels": labels},
+        "metadata": {"name": NAME, "namespace": namespace, "labels": labels},
         "spec": {
             "type": "NodePort",
             "selector": labels,
-            "ports": [{"name": "http", "port": PORT, "targetPort": PORT, "nodePort": target.node_port}],
+            "ports": [{"name": "http", "port": PORT, "targetPort": PORT}],
         },
     }
     return [pvc, deployment, service]
 
 
-def deploy_mlflow(kubectl: KubectlRunner, target: MlflowOnKind, image: str) -> MlflowOnKind:
-    """Apply the server and wait until its Deployment reports a ready replica."""
-    kubectl.apply(mlflow_manifests(target, image))
+def deploy_mlflow(kubectl: KubectlRunner, namespace: str, node_ip: str, image: str) -> MlflowOnKind:
+    """Apply the server and wait until it is ready; where it answers."""
+    kubectl.apply(mlflow_manifests(namespace, node_ip, image))
+    wait_ready(kubectl, namespace)
+    service = kubectl.json("get", "service", NAME, "-n", namespace)
+    return MlflowOnKind(namespace, node_ip, int(service["spec"]["ports"][0]["nodePort"]))
+
+
+def wait_ready(kubectl: KubectlRunner, namespace: str, timeout: float = READY_SECONDS) -> None:
+    """Until the Deployment reports a ready replica of its current template."""
 
     def ready() -> bool:
-        replicas = kubectl.json("get", "deployment", NAME, "-n", target.namespace)
-        return int(replicas.get("status", {}).get("readyReplicas") or 0) >= 1
+        deployment = kubectl.json("get", "deployment", NAME, "-n", namespace)
+        status = deployment.get("status", {})
+        current = status.get("observedGeneration") == deployment.get("metadata", {}).get(
+            "generation"
+        )
+        return current and int(status.get("readyReplicas") or 0) >= 1
 
-    wait_until(ready, timeout=READY_SECONDS, what=f"MLflow in {target.namespace} is ready")
-    return target
+    wait_until(ready, timeout=timeout, what=f"MLflow in {namespace} is ready", interval=1)

@@ -15,7 +15,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from typing import Any
 import yaml
 from pytest_kind import KindCluster
 
-from inshape_hack import gotools, nodeimage
+from inshape_hack import gotools, nodeimage, rootfs
 from inshape_hack.docker import DockerEndpoint, docker_cli, ensure_docker
 from inshape_hack.paths import REPO_ROOT, cache_dir, run_dir
 
@@ -56,7 +55,7 @@ class KindTooling:
 
     @property
     def offline_image(self) -> bool:
-        return self.node_image.startswith(nodeimage.IMAGE_PREFIX)
+        return self.node_image.startswith(rootfs.IMAGE_PREFIX)
 
 
 def empty_modules_dir() -> Path:
@@ -94,9 +93,15 @@ def docker_path_dir(shimmed: bool) -> Path:
 
 
 def try_pull(docker: DockerEndpoint, image: str) -> bool:
-    if subprocess.run(
-        [docker_cli(), "image", "inspect", image], env=docker.env(), capture_output=True
-    ).returncode == 0:
+    if (
+        subprocess.run(
+            [docker_cli(), "image", "inspect", image],
+            env=docker.env(),
+            capture_output=True,
+            check=False,
+        ).returncode
+        == 0
+    ):
         return True
     try:
         done = subprocess.run(
@@ -111,22 +116,23 @@ def try_pull(docker: DockerEndpoint, image: str) -> bool:
     return done.returncode == 0
 
 
-def prepare_kind() -> KindTooling:
-    """Docker, kind, kubectl and a node image: cached after the first time."""
+def prepare_kind(with_node_image: bool = True) -> KindTooling:
+    """Docker, kind, kubectl and (unless only an existing cluster is to be reached or deleted)
+    a node image: the published one where it can be pulled, else one built offline. Cached
+    after the first time."""
     docker = ensure_docker()
     kind = gotools.build(gotools.tool_named("kind"), quiet=True)
     kubectl = gotools.build(gotools.tool_named("kubectl"), quiet=True)
     wanted = os.environ.get("INSHAPE_KIND_NODE_IMAGE", PUBLISHED_NODE_IMAGE)
-    probe_image = wanted if try_pull(docker, wanted) else None
-    if probe_image is None:
-        probe_image = nodeimage.busybox_base(docker)
-    shimmed = privileged_refused(docker, probe_image)
+    pulled = with_node_image and try_pull(docker, wanted)
+    probe = wanted if pulled else nodeimage.busybox_base(docker)
+    shimmed = privileged_refused(docker, probe)
     path_dir = docker_path_dir(shimmed)
-    tooling = KindTooling(docker, kind, kubectl, wanted, shimmed, path_dir)
-    if not try_pull(docker, wanted):
-        built = nodeimage.ensure_offline_node_image(docker, tooling.env())
-        tooling = KindTooling(docker, kind, kubectl, built, shimmed, path_dir)
-    return tooling
+    tooling = KindTooling(docker, kind, kubectl, wanted if pulled else "", shimmed, path_dir)
+    if not with_node_image or pulled:
+        return tooling
+    built = nodeimage.ensure_offline_node_image(docker, tooling.env())
+    return KindTooling(docker, kind, kubectl, built, shimmed, path_dir)
 
 
 def config_for_image(config: dict[str, Any], offline_image: bool) -> dict[str, Any]:
@@ -165,7 +171,7 @@ def kind_cluster(tooling: KindTooling, name: str = DEFAULT_CLUSTER) -> KindClust
     )
 
 
-def cluster_exists(tooling: KindTooling, name: str) -> bool:
+def clusters(tooling: KindTooling) -> list[str]:
     out = subprocess.run(
         [str(tooling.kind), "get", "clusters"],
         env=tooling.env(),
@@ -173,7 +179,11 @@ def cluster_exists(tooling: KindTooling, name: str) -> bool:
         capture_output=True,
         text=True,
     ).stdout
-    return name in out.split()
+    return out.split()
+
+
+def cluster_exists(tooling: KindTooling, name: str) -> bool:
+    return name in clusters(tooling)
 
 
 def node_running(tooling: KindTooling, name: str) -> bool:
@@ -248,12 +258,25 @@ def load_image(tooling: KindTooling, image: str, name: str = DEFAULT_CLUSTER) ->
     )
 
 
+def tools_on_path() -> Path:
+    """A folder of plain-named links (kubectl, helm, kind) to the project's cached binaries."""
+    folder = cache_dir() / "kind" / "path"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("kubectl", "helm", "kind"):
+        target = gotools.build(gotools.tool_named(name), quiet=True)
+        link = folder / name
+        if not link.is_symlink() or link.readlink() != target:
+            link.unlink(missing_ok=True)
+            link.symlink_to(target)
+    return folder
+
+
 def exports(tooling: KindTooling, name: str) -> str:
     """Shell exports pointing kubectl, helm and docker at the cluster (`make -s env`)."""
     lines = [
         tooling.docker.exports(),
         f"export KUBECONFIG={kubeconfig_path(name)}",
-        f"export PATH={tooling.kubectl.parent}/inshape-path:$PATH",
+        f'export PATH="{tools_on_path()}:$PATH"',
     ]
     return "\n".join(lines)
 
@@ -263,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", choices=["up", "down", "env", "image"])
     parser.add_argument("--name", default=DEFAULT_CLUSTER)
     args = parser.parse_args(argv)
-    tooling = prepare_kind()
+    tooling = prepare_kind(with_node_image=args.command in ("up", "image"))
     if args.command == "image":
         print(tooling.node_image)
     elif args.command == "up":

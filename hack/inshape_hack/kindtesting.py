@@ -9,17 +9,25 @@ unless it existed before (then it is reused and kept) or ``INSHAPE_KEEP_CLUSTER=
 from __future__ import annotations
 
 import os
+import re
+import subprocess
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import pytest
 
 from inshape_hack import gotools, images, kafka_kind, kindcluster
-from inshape_hack.kind_mlflow import MlflowOnKind, deploy_mlflow
+from inshape_hack.docker import DockerEndpoint, docker_cli
+from inshape_hack.kind_mlflow import deploy_mlflow
 from inshape_hack.kubectl import KubectlRunner
+from inshape_hack.paths import REPO_ROOT
 from inshape_hack.polling import wait_until
+from inshape_operator import crd
 
 INFRA_NAMESPACE = "inshape-infra"
 RESTRICTED = "pod-security.kubernetes.io/enforce=restricted"
@@ -36,6 +44,8 @@ class KindEnv:
     kube_version: str
     node_ip: str
     image: str  # the project's image, loaded into the node
+    kafka_image: str  # the broker's image, loaded into the node
+    docker: DockerEndpoint  # where the node container runs
     kafka_bootstrap: str  # node ip + NodePort: from the host and from pods
     kafka_in_cluster: str  # the broker's Service name, as a chart user would write it
     mlflow_tracking_uri: str  # node ip + NodePort: from the host and from pods
@@ -45,6 +55,21 @@ class KindEnv:
 
     def env(self) -> dict[str, str]:
         return {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
+
+    @property
+    def node_container(self) -> str:
+        return f"{self.name}-control-plane"
+
+    def node_exec(self, *argv: str) -> subprocess.CompletedProcess[str]:
+        """Run a command on the kind node (crictl, kill: what a test does to a container)."""
+        return subprocess.run(
+            [docker_cli(), "exec", self.node_container, *argv],
+            env=self.docker.env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
 
 
 def create_namespace(admin: KubectlRunner, name: str) -> None:
@@ -73,7 +98,7 @@ def start_kind_env(name: str) -> tuple[KindEnv, bool]:
     if not admin.json("get", "namespace", INFRA_NAMESPACE):
         create_namespace(admin, INFRA_NAMESPACE)
     kafka = kafka_kind.deploy_kafka(admin, INFRA_NAMESPACE, kafka_image, node_ip)
-    mlflow = deploy_mlflow(admin, MlflowOnKind(INFRA_NAMESPACE, node_ip), project_image)
+    mlflow = deploy_mlflow(admin, INFRA_NAMESPACE, node_ip, project_image)
     env = KindEnv(
         name=name,
         kubeconfig=cluster.kubeconfig_path,
@@ -82,6 +107,8 @@ def start_kind_env(name: str) -> tuple[KindEnv, bool]:
         kube_version=gotools.kube_version(),
         node_ip=node_ip,
         image=project_image,
+        kafka_image=kafka_image,
+        docker=tooling.docker,
         kafka_bootstrap=kafka.host_bootstrap,
         kafka_in_cluster=kafka.in_cluster_bootstrap,
         mlflow_tracking_uri=mlflow.uri,
@@ -95,7 +122,7 @@ def kind_env() -> Iterator[KindEnv]:
     env, existed = start_kind_env(name)
     yield env
     if not existed and not os.environ.get("INSHAPE_KEEP_CLUSTER"):
-        tooling = kindcluster.prepare_kind()
+        tooling = kindcluster.prepare_kind(with_node_image=False)
         kindcluster.kind_cluster(tooling, name).delete()
 
 
@@ -112,3 +139,154 @@ def namespace(kind_env: KindEnv) -> Iterator[str]:
 @pytest.fixture
 def kubectl(kind_env: KindEnv, namespace: str) -> KubectlRunner:
     return kind_env.kubectl(namespace)
+
+
+def eventually(check: Callable[[], object], timeout: float, what: str) -> None:
+    """Poll until `check()` holds; fail the test (not error it) naming `what` otherwise."""
+    try:
+        wait_until(check, timeout=timeout, what=what, interval=0.3)
+    except TimeoutError as timed_out:
+        pytest.fail(str(timed_out))
+
+
+def crd_established(admin: KubectlRunner, name: str) -> bool:
+    """The CRD's observed state: Established=True. No CRD or no conditions yet: not yet.
+
+    `kubectl wait --for=condition=Established` errors instead when it runs before the API
+    server has written any condition, which is the race this replaces.
+    """
+    conditions = admin.json("get", "crd", name).get("status", {}).get("conditions") or []
+    return any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions)
+
+
+def apply_established(admin: KubectlRunner, manifest: Path | str, names: list[str]) -> None:
+    """Apply CRDs (a file, or a JSON/YAML text) and wait until each named one is served."""
+    if isinstance(manifest, Path):
+        admin("apply", "-f", str(manifest))
+    else:
+        admin("apply", "-f", "-", stdin=manifest)
+    for name in names:
+        wait_until(partial(crd_established, admin, name), 60, f"CRD {name} is Established")
+
+
+def apply_policy_crd(admin: KubectlRunner) -> None:
+    """The ModelUpdatePolicy CRD from manifests/, served."""
+    apply_established(admin, REPO_ROOT / crd.MANIFEST, [crd.NAME])
+
+
+RESTRICTED_CONTAINER: dict[str, object] = {
+    "runAsNonRoot": True,
+    "runAsUser": 65532,
+    "allowPrivilegeEscalation": False,
+    "readOnlyRootFilesystem": True,
+    "capabilities": {"drop": ["ALL"]},
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+
+
+def run_pod(
+    kubectl: KubectlRunner,
+    name: str,
+    image: str,
+    *command: str,
+    claims: dict[str, str] | None = None,
+    timeout: float = 300,
+) -> str:
+    """Run ``command`` to completion in a throwaway pod that `restricted` admits; its log.
+    ``claims`` mounts PersistentVolumeClaims (claim name -> mount path).
+
+    Raises AssertionError with the log when the pod fails.
+    """
+    mounts = [{"name": "tmp", "mountPath": "/tmp"}]
+    volumes: list[dict[str, object]] = [{"name": "tmp", "emptyDir": {}}]
+    for index, (claim, path) in enumerate(sorted((claims or {}).items())):
+        mounts.append({"name": f"claim{index}", "mountPath": path})
+        volumes.append({"name": f"claim{index}", "persistentVolumeClaim": {"claimName": claim}})
+    kubectl("delete", "pod", name, "--ignore-not-found", "--wait=true")
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "labels": {"app.kubernetes.io/part-of": "inshape-test"}},
+        "spec": {
+            "restartPolicy": "Never",
+            "automountServiceAccountToken": False,
+            "securityContext": {"fsGroup": 65532},
+            "containers": [
+                {
+                    "name": name,
+                    "image": image,
+                    "imagePullPolicy": "Never",
+                    "command": list(command),
+                    "securityContext": RESTRICTED_CONTAINER,
+                    "env": [{"name": "HOME", "value": "/tmp"}],
+                    "volumeMounts": mounts,
+                }
+            ],
+            "volumes": volumes,
+        },
+    }
+    kubectl.apply([pod])
+
+    def finished() -> str | None:
+        phase = kubectl.json("get", "pod", name).get("status", {}).get("phase")
+        return str(phase) if phase in ("Succeeded", "Failed") else None
+
+    phase = wait_until(finished, timeout=timeout, what=f"pod {name} finishes", interval=0.5)
+    log = kubectl("logs", name, check=False)
+    kubectl("delete", "pod", name, "--wait=false", check=False)
+    assert phase == "Succeeded", f"pod {name} {phase}:\n{log[-4000:]}"
+    return log
+
+
+@contextmanager
+def port_forward(kubectl: KubectlRunner, target: str, port: int) -> Iterator[int]:
+    """`kubectl port-forward target :port` on loopback; yields the local port."""
+    argv = [str(kubectl.binary), *(["-n", kubectl.namespace] if kubectl.namespace else [])]
+    proc = subprocess.Popen(
+        [*argv, "port-forward", target, f":{port}", "--address=127.0.0.1"],
+        env=kubectl.env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        match = re.search(r"127\.0\.0\.1:(\d+)", first)
+        assert match, f"kubectl port-forward {target}: {first}"
+        yield int(match.group(1))
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def prepare() -> dict[str, float]:
+    """Everything the e2e tiers need before the first test, each stage timed (seconds).
+
+    Run ahead of pytest (`make images`) so a cold build never counts against a test's
+    timeout; a warm run is a few lookups.
+    """
+    timings: dict[str, float] = {}
+    started = time.monotonic()
+    for tool in gotools.ALL_TOOLS:
+        gotools.build(tool, quiet=True)
+    timings["go_tools"] = time.monotonic() - started
+    started = time.monotonic()
+    tooling = kindcluster.prepare_kind()
+    timings["node_image"] = time.monotonic() - started
+    started = time.monotonic()
+    images.ensure_project_image(tooling.docker)
+    timings["project_image"] = time.monotonic() - started
+    started = time.monotonic()
+    kafka_kind.ensure_kafka_image(tooling.docker)
+    timings["kafka_image"] = time.monotonic() - started
+    return timings
+
+
+if __name__ == "__main__":
+    import json
+    import sys
+
+    if sys.argv[1:] != ["prepare"]:
+        sys.exit("usage: python -m inshape_hack.kindtesting prepare")
+    print(json.dumps({k: round(v, 1) for k, v in prepare().items()}))

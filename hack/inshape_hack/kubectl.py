@@ -27,7 +27,11 @@ class KubectlRunner:
         return {**os.environ, "KUBECONFIG": str(self.kubeconfig), "KUBECACHEDIR": cache}
 
     def __call__(
-        self, *args: str, stdin: str | None = None, check: bool = True, timeout: float = KUBECTL_SECONDS
+        self,
+        *args: str,
+        stdin: str | None = None,
+        check: bool = True,
+        timeout: float = KUBECTL_SECONDS,
     ) -> str:
         done = self.run(*args, stdin=stdin, timeout=timeout)
         if check and done.returncode != 0:

@@ -223,7 +223,9 @@ def run_docker(docker: DockerEndpoint, *args: str, stdin: bytes | None = None) -
     return done.stdout.decode()
 
 
-def build_from(docker: DockerEndpoint, tag: str, dockerfile: str, files: Mapping[str, Path]) -> None:
+def build_from(
+    docker: DockerEndpoint, tag: str, dockerfile: str, files: Mapping[str, Path]
+) -> None:
     """`docker build` (classic builder: FROM local images only) from a small generated context."""
     with tempfile.TemporaryDirectory(prefix="ctx-") as ctx:
         for name, source in files.items():
@@ -286,7 +288,9 @@ def _busybox_tree(root: Path, busybox: Path) -> None:
 
 
 def _tar_bytes(root: Path) -> bytes:
-    return subprocess.run(["tar", "-C", str(root), "-c", "."], check=True, capture_output=True).stdout
+    return subprocess.run(
+        ["tar", "-C", str(root), "-c", "."], check=True, capture_output=True
+    ).stdout
 
 
 def pause_image(docker: DockerEndpoint, kube_dir: Path, names: list[str]) -> None:
@@ -297,14 +301,31 @@ def pause_image(docker: DockerEndpoint, kube_dir: Path, names: list[str]) -> Non
         binary.parent.mkdir()
         version = names[0].rsplit(":", 1)[-1]
         subprocess.run(
-            ["gcc", "-Os", "-Wall", "-Werror", "-static", f"-DVERSION=v{version}-inshape", "-o"]
-            + [str(binary), str(source)],
+            [
+                "gcc",
+                "-Os",
+                "-Wall",
+                "-Werror",
+                "-static",
+                f"-DVERSION=v{version}-inshape",
+                "-o",
+                str(binary),
+                str(source),
+            ],
             check=True,
         )
         subprocess.run(["strip", str(binary)], check=True)
         subprocess.run(
-            [docker_cli(), "import", "--change", 'ENTRYPOINT ["/pause"]']
-            + ["--change", "USER 65535:65535", "-", names[0]],
+            [
+                docker_cli(),
+                "import",
+                "--change",
+                'ENTRYPOINT ["/pause"]',
+                "--change",
+                "USER 65535:65535",
+                "-",
+                names[0],
+            ],
             input=_tar_bytes(binary.parent),
             env=docker.env(),
             check=True,
@@ -402,9 +423,13 @@ def component_images(docker: DockerEndpoint, inputs: NodeInputs) -> list[str]:
             entry = ['ENTRYPOINT ["/coredns"]', "USER 65532:65532"]
             binary_image(docker, image, busybox, inputs.tools["coredns"], "/coredns", *entry)
         elif component == "kube-proxy":
-            binary_image(docker, image, iptables, inputs.tools[component], f"/usr/local/bin/{component}")
+            binary_image(
+                docker, image, iptables, inputs.tools[component], f"/usr/local/bin/{component}"
+            )
         else:
-            binary_image(docker, image, busybox, inputs.tools[component], f"/usr/local/bin/{component}")
+            binary_image(
+                docker, image, busybox, inputs.tools[component], f"/usr/local/bin/{component}"
+            )
     binary_image(
         docker,
         kind_names.local_path_provisioner,
@@ -429,13 +454,16 @@ def server_tarball(docker: DockerEndpoint, inputs: NodeInputs, out_dir: Path) ->
         shutil.copy(inputs.tools[name], bin_dir / name)
     for image in kubeadm_images(inputs.tools["kubeadm"], inputs.kube_version):
         component = image_component(image)
-        if component in {"kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy"}:
+        if component in {
+            "kube-apiserver",
+            "kube-controller-manager",
+            "kube-scheduler",
+            "kube-proxy",
+        }:
             run_docker(docker, "save", image, "-o", str(bin_dir / f"{component}.tar"))
             (bin_dir / f"{component}.docker_tag").write_text(inputs.kube_version + "\n")
     tarball = out_dir / "kubernetes-server-linux-amd64.tar.gz"
-    subprocess.run(
-        ["tar", "-C", str(out_dir), "-czf", str(tarball), "kubernetes"], check=True
-    )
+    subprocess.run(["tar", "-C", str(out_dir), "-czf", str(tarball), "kubernetes"], check=True)
     return tarball
 
 
@@ -468,29 +496,40 @@ def preload_images(
 ) -> None:
     """Start containerd in a throwaway container of ``base``, import ``images``, commit."""
     name = f"inshape-preload-{tag.rsplit(':', 1)[-1]}"
-    subprocess.run([docker_cli(), "rm", "-f", name], env=docker.env(), capture_output=True)
+    _remove_container(docker, name)
     run_docker(docker, "run", "-d", "--name", name, "--entrypoint", "sleep", base, "infinity")
     try:
         run_docker(docker, "exec", "-d", name, "containerd")
-        run_docker(docker, "exec", name, "sh", "-c", "for i in $(seq 100); do "
-                   "[ -S /run/containerd/containerd.sock ] && exit 0; sleep 0.1; done; exit 1")  # fmt: skip
+        wait_socket = (
+            "for i in $(seq 100); do "
+            "[ -S /run/containerd/containerd.sock ] && exit 0; sleep 0.1; done; exit 1"
+        )
+        run_docker(docker, "exec", name, "sh", "-c", wait_socket)
         for image in images:
             saved = subprocess.run(
                 [docker_cli(), "save", image], env=docker.env(), check=True, capture_output=True
             ).stdout
-            run_docker(docker, "exec", "-i", name, "/usr/bin/ctr", "-n", "k8s.io", "images",
-                       "import", "--all-platforms", "--no-unpack", "--digests", "-", stdin=saved)  # fmt: skip
-            run_docker(docker, "exec", name, "/usr/bin/ctr", "-n", "k8s.io", "images", "label",
-                       image, "io.cri-containerd.pinned=pinned")  # fmt: skip
+            ctr = ["exec", "-i", name, "/usr/bin/ctr", "-n", "k8s.io", "images"]
+            run_docker(docker, *ctr, "import", "--all-platforms", "--no-unpack", "--digests",
+                       "-", stdin=saved)  # fmt: skip
+            run_docker(docker, *ctr, "label", image, "io.cri-containerd.pinned=pinned")
         run_docker(docker, "cp", str(crictl), f"{name}:/usr/local/bin/crictl")
         run_docker(docker, "exec", name, "pkill", "containerd")
-        run_docker(docker, "exec", name, "sh", "-c", "while pgrep -x containerd; do sleep 0.1; done")
+        run_docker(
+            docker, "exec", name, "sh", "-c", "while pgrep -x containerd; do sleep 0.1; done"
+        )
         run_docker(
             docker, "commit", "--change",
             'ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]', name, tag,
         )  # fmt: skip
     finally:
-        subprocess.run([docker_cli(), "rm", "-f", name], env=docker.env(), capture_output=True)
+        _remove_container(docker, name)
+
+
+def _remove_container(docker: DockerEndpoint, name: str) -> None:
+    subprocess.run(
+        [docker_cli(), "rm", "-f", name], env=docker.env(), capture_output=True, check=False
+    )
 
 
 def ensure_offline_node_image(docker: DockerEndpoint, kind_env: Mapping[str, str]) -> str:

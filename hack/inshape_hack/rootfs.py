@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from inshape_hack.debian import ensure_commands
 from inshape_hack.docker import DockerEndpoint, docker_cli
 from inshape_hack.paths import cache_dir
 
@@ -71,6 +72,7 @@ def image_exists(docker: DockerEndpoint, image: str) -> bool:
 
 
 def debootstrap(target: Path, packages: tuple[str, ...]) -> None:
+    ensure_commands({"debootstrap": "debootstrap"})
     argv = ["debootstrap", "--variant=minbase"]
     if packages:
         argv.append("--include=" + ",".join(packages))

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from inshape_hack.cluster import Endpoints
-from inshape_hack.testing import Kubectl, make_kubectl
+from inshape_hack.kindtesting import KindEnv, apply_established, create_namespace
+from inshape_hack.kubectl import KubectlRunner as Kubectl
 from inshape_operator import crd
 from tests.chart.conftest import ROOT, render_text
 
@@ -51,23 +51,20 @@ def strimzi_crd(kind: str, plural: str) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def crds(local_cluster: Endpoints) -> None:
+def crds(kind_env: KindEnv) -> None:
     """The policy CRD (from manifests/) and the minimal Strimzi ones, established."""
-    admin = make_kubectl(local_cluster)
-    admin("apply", "-f", str(ROOT / crd.MANIFEST))
-    names = [crd.NAME]
+    admin = kind_env.kubectl()
+    apply_established(admin, ROOT / crd.MANIFEST, [crd.NAME])
     for kind, plural in STRIMZI_KINDS.items():
-        admin("apply", "-f", "-", stdin=json.dumps(strimzi_crd(kind, plural)))
-        names.append(f"{plural}.kafka.strimzi.io")
-    for name in names:
-        admin("wait", "--for=condition=Established", f"crd/{name}", "--timeout=60s")
+        stand_in = json.dumps(strimzi_crd(kind, plural))
+        apply_established(admin, stand_in, [f"{plural}.kafka.strimzi.io"])
 
 
 @pytest.fixture
-def other_namespace(local_cluster: Endpoints) -> Iterator[str]:
+def other_namespace(kind_env: KindEnv) -> Iterator[str]:
     name = f"t-other-{uuid.uuid4().hex[:6]}"
-    admin = make_kubectl(local_cluster)
-    admin("create", "namespace", name)
+    admin = kind_env.kubectl()
+    create_namespace(admin, name)
     yield name
     admin("delete", "namespace", name, "--wait=false")
 
@@ -178,7 +175,7 @@ def test_namespaced_rbac_allows_what_the_operator_calls_there_and_nothing_else(
 
 
 def test_cluster_wide_rbac_reaches_every_namespace_but_still_no_secrets(
-    local_cluster: Endpoints, crds: None, namespace: str, kubectl: Kubectl, other_namespace: str
+    kind_env: KindEnv, crds: None, namespace: str, kubectl: Kubectl, other_namespace: str
 ) -> None:
     release = f"rbac-{namespace}"
     manifest = render_text(
@@ -200,7 +197,7 @@ def test_cluster_wide_rbac_reaches_every_namespace_but_still_no_secrets(
         assert not can_i(kubectl, account, "list", "secrets", "--all-namespaces")
         assert not can_i(kubectl, account, "delete", "customresourcedefinitions")
     finally:
-        make_kubectl(local_cluster)(
+        kind_env.kubectl()(
             "delete",
             "clusterrole,clusterrolebinding",
             f"{release}-inshape-operator",

@@ -1,25 +1,23 @@
-"""`helm install` on the local cluster, then the whole loop: the operator (running in a pod
-under the chart's ServiceAccount and RBAC) sees the example policy's lag, runs an update Job,
-promotes the model, rolls the serving Deployment, and the new serving pod (`mlflow models
-serve` on its pod IP) answers with the promoted version's predictions.
-
-Kafka and MLflow are the local cluster's host services (kafka.bootstrapServers and
-mlflow.external.uri); the images are ignored by the local kubelet, which runs each
-container's command in the project's venv.
+"""`helm install` on kind, as a user installs the chart, then the whole loop in real containers:
+the chart's own MLflow (sqlite on a local-path PVC), the operator in its pod under the chart's
+ServiceAccount and RBAC, the example policy, records streamed from a pod to the in-cluster
+Kafka by its Service name, an update Job, a promotion, the serving Deployment rolled, and the
+new serving pod, called through its Service and cluster DNS, answering with the promoted
+version's predictions. The namespace enforces Pod Security `restricted`: any violation fails.
 """
 
 from __future__ import annotations
 
-import os
+import json
 import subprocess
-import sys
+import textwrap
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
-from inshape_hack.cluster import Endpoints
-from inshape_hack.ports import free_port
-from inshape_hack.testing import Kubectl
+from inshape_hack.kindtesting import KindEnv, port_forward, run_pod
+from inshape_hack.kubectl import KubectlRunner as Kubectl
 from tests.chart import scenario
 from tests.chart.conftest import CHART, set_args
 
@@ -28,10 +26,14 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 RECORDS = 1500
 
 
-def helm(endpoints: Endpoints, *args: str, check: bool = True) -> str:
-    env = {**os.environ, "KUBECONFIG": endpoints.kubeconfig}
+def helm(kind_env: KindEnv, *args: str, check: bool = True) -> str:
     result = subprocess.run(
-        [endpoints.helm, *args], capture_output=True, text=True, env=env, timeout=300, check=False
+        [str(kind_env.helm), *args],
+        capture_output=True,
+        text=True,
+        env=kind_env.env(),
+        timeout=600,
+        check=False,
     )
     if check and result.returncode != 0:
         raise AssertionError(f"helm {' '.join(args)} failed: {result.stderr}{result.stdout}")
@@ -39,57 +41,85 @@ def helm(endpoints: Endpoints, *args: str, check: bool = True) -> str:
 
 
 @pytest.fixture
-def release(local_cluster: Endpoints, namespace: str, kubectl: Kubectl) -> Iterator[dict[str, str]]:
+def release(kind_env: KindEnv, namespace: str, kubectl: Kubectl) -> Iterator[dict[str, str]]:
+    repository, tag = kind_env.image.rsplit(":", 1)
     names = {"topic": f"{namespace}-digits", "model": f"{namespace}-digits"}
     values = {
-        "kafka.bootstrapServers": local_cluster.kafka_bootstrap,
-        "mlflow.external.uri": local_cluster.mlflow_tracking_uri,
+        "image.repository": repository,
+        "image.tag": tag,
+        "image.pullPolicy": "Never",
+        "kafka.bootstrapServers": kind_env.kafka_in_cluster,
         "example.topic": names["topic"],
         "example.modelName": names["model"],
         "example.minNewRecords": RECORDS,
         "operator.pollSeconds": 2,
         "operator.job.ttlSecondsAfterFinished": 600,
-        # Pods are host processes here: ports nobody else on the machine uses.
-        "operator.healthPort": free_port(),
-        "operator.metricsPort": free_port(),
     }
     install = ["inshape", str(CHART), "-n", namespace]
     # Other tests of the session may have applied the CRD with kubectl already; the chart
     # adopts it (a cluster-scoped CRD is shared by every release and test namespace).
-    notes = helm(local_cluster, "install", *install, "--take-ownership", *set_args(values))
+    notes = helm(kind_env, "install", *install, "--take-ownership", *set_args(values))
     assert f"kubectl -n {namespace} rollout status deployment/inshape-operator" in notes
     try:
         # The example's policy needs its CRD installed first (Helm maps every kind up front).
         notes = helm(
-            local_cluster, "upgrade", *install, "--reuse-values", "--set", "example.enabled=true"
+            kind_env, "upgrade", *install, "--reuse-values", "--set", "example.enabled=true"
         )
         assert f"--topic {names['topic']} --count" in notes
-        assert f"--bootstrap-servers {local_cluster.kafka_bootstrap}" in notes
+        assert f"--bootstrap-servers {kind_env.kafka_in_cluster}" in notes
         yield names
     finally:
         print(kubectl("logs", "deployment/inshape-operator", "--tail=80", check=False))
         kubectl("delete", "jobs", "--all", "--wait=false", check=False)
-        helm(local_cluster, "uninstall", "inshape", "-n", namespace, "--wait=false", check=False)
+        helm(kind_env, "uninstall", "inshape", "-n", namespace, "--wait=false", check=False)
 
 
-def test_helm_install_promotes_and_the_new_serving_pod_answers(
-    local_cluster: Endpoints, namespace: str, kubectl: Kubectl, release: dict[str, str]
+def container_runtimes(kubectl: Kubectl) -> dict[str, str]:
+    """component label -> the runtime of its first container (`containerd://...`)."""
+    pods = json.loads(kubectl("get", "pods", "-o", "json"))["items"]
+    out: dict[str, str] = {}
+    for pod in pods:
+        component = pod["metadata"].get("labels", {}).get("app.kubernetes.io/component")
+        statuses = pod.get("status", {}).get("containerStatuses") or []
+        if component and statuses and statuses[0].get("containerID"):
+            out[component] = statuses[0]["containerID"].split("://", 1)[0]
+    return out
+
+
+def test_helm_install_promotes_and_the_new_serving_pod_answers_through_its_service(
+    kind_env: KindEnv, namespace: str, kubectl: Kubectl, release: dict[str, str]
 ) -> None:
-    scenario.wait_for_operator(kubectl, timeout=120)
+    scenario.wait_for_operator(kubectl, timeout=300)
     assert scenario.deployment_uri(kubectl) == f"models:/{release['model']}@champion"
 
-    subprocess.run(
-        [
-            sys.executable, "-m", "inshape_jobs", "produce",
-            "--bootstrap-servers", local_cluster.kafka_bootstrap,
-            "--topic", release["topic"], "--stream", "digits", "--count", str(RECORDS),
-        ],
-        check=True, timeout=300,
+    run_pod(
+        kubectl, "producer", kind_env.image,
+        "python", "-m", "inshape_jobs", "produce", "--stream", "digits",
+        "--bootstrap-servers", kind_env.kafka_in_cluster, "--topic", release["topic"],
+        "--count", str(RECORDS),
     )  # fmt: skip
 
-    uri = scenario.wait_for_promotion(kubectl, release["model"], timeout=600)
-    pod = scenario.wait_for_rollout(kubectl, uri, timeout=300)
+    uri = scenario.wait_for_promotion(kubectl, release["model"], timeout=900)
+    scenario.wait_for_rollout(kubectl, uri, timeout=600)
+    runtimes = container_runtimes(kubectl)
+    assert runtimes.get("operator") == "containerd", runtimes
+    assert runtimes.get("mlflow") == "containerd", runtimes
+    job = scenario.json_of(kubectl, "modelupdatepolicy", scenario.POLICY)["status"]["lastRun"][
+        "job"
+    ]
+    assert "Decision:" in kubectl("logs", f"job/{job}")  # `kubectl logs job/...` shows the run
+
     rows, labels = scenario.digits_rows(20)
-    answered = scenario.invoke(f"http://{pod['status']['podIP']}:8080", rows)
-    assert answered == scenario.expected_predictions(local_cluster.mlflow_tracking_uri, uri, rows)
+    service = f"http://{scenario.SERVING}.{namespace}.svc.cluster.local:8080"
+    answer = run_pod(kubectl, "client", kind_env.image, "python", "-c", textwrap.dedent(f"""
+        import json, urllib.request
+        body = json.dumps({{"dataframe_records": {json.dumps(rows)}}}).encode()
+        req = urllib.request.Request("{service}/invocations", data=body,
+            headers={{"Content-Type": "application/json"}})
+        print(json.dumps(json.load(urllib.request.urlopen(req, timeout=60))["predictions"]))
+    """))  # fmt: skip
+    answered: list[Any] = json.loads(answer.strip().splitlines()[-1])
+    with port_forward(kubectl, "service/inshape-mlflow", 5000) as port:
+        expected = scenario.expected_predictions(f"http://localhost:{port}", uri, rows)
+    assert answered == expected
     assert sum(int(p) == t for p, t in zip(answered, labels, strict=True)) >= 15

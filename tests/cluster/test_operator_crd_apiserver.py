@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 import yaml
 
-from inshape_hack.testing import Kubectl
-from inshape_operator import crd
+from inshape_hack.kindtesting import KindEnv, apply_policy_crd
+from inshape_hack.kubectl import KubectlRunner as Kubectl
 from inshape_operator.job_builder import JobRequest, build_job
 from inshape_operator.results import parse_result
 from inshape_operator.rollout import env_patch
@@ -28,10 +28,11 @@ EXAMPLE = yaml.safe_load((ROOT / "manifests/examples/digits.yaml").read_text())
 
 
 @pytest.fixture
-def policies(kubectl: Kubectl, namespace: str) -> Callable[[dict[str, Any]], str]:
-    """Apply the CRD once per test namespace; returns a server dry-run of a policy."""
-    kubectl("apply", "-f", str(ROOT / crd.MANIFEST))
-    kubectl("wait", "--for=condition=Established", f"crd/{crd.NAME}", "--timeout=60s")
+def policies(
+    kind_env: KindEnv, kubectl: Kubectl, namespace: str
+) -> Callable[[dict[str, Any]], str]:
+    """Apply the CRD (served before the first use); returns a server dry-run of a policy."""
+    apply_policy_crd(kind_env.kubectl())
 
     def dry_run(document: dict[str, Any]) -> str:
         document = {**document, "metadata": {"name": "digits", "namespace": namespace}}

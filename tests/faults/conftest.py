@@ -1,5 +1,7 @@
-"""Fault tests on the local cluster: the operator, its update Jobs, Kafka and MLflow, with one
-thing broken mid-run. Every test ends with the same two audits:
+"""Fault tests on kind, with real-runtime faults: the operator in its pod (rendered from the
+chart), update Jobs as containers, Kafka and MLflow as pods, with one thing broken mid-run (a
+container SIGKILLed on the node, a pod deleted, a Deployment scaled to zero). Every test ends
+with the same two audits:
 
 - nothing lost: the MLflow runs of the policy's experiment whose results were accepted
   (finished, outcome Promoted/Rejected/Skipped) tile [0, end) of every partition with their
@@ -12,8 +14,6 @@ thing broken mid-run. Every test ends with the same two audits:
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import threading
 import time
@@ -29,16 +29,16 @@ from kafka.structs import TopicPartition
 from mlflow.entities import ViewType
 from mlflow.tracking import MlflowClient
 
-from inshape_hack.cluster import Endpoints
-from inshape_hack.kafka import KafkaBroker
-from inshape_hack.mlflow_server import MlflowServer
-from inshape_hack.ports import free_port
-from inshape_hack.testing import Kubectl, eventually, kubectl, local_cluster, namespace
+from inshape_hack import kafka_kind, kind_mlflow
+from inshape_hack.kafka_kind import KafkaOnKind
+from inshape_hack.kindtesting import KindEnv, eventually
+from inshape_hack.kubectl import KubectlRunner as Kubectl
 from inshape_jobs.contract import OUTCOME_TAG, RUN_KEY_TAG
 from inshape_jobs.produce import encoded
 from inshape_jobs.spec import Policy
 from inshape_jobs.streams import MALFORMED_KINDS, digits_records, malformed_record
 from inshape_jobs.topics import ensure_topic
+from tests.chart.conftest import render_text
 from tests.integration.helpers import committed
 from tests.operator.conftest import (
     INITIAL_URI,
@@ -48,8 +48,6 @@ from tests.operator.conftest import (
     serving_manifest,
 )
 
-__all__ = ["kubectl", "local_cluster", "namespace"]
-
 ACCEPTED = ("Promoted", "Rejected", "Skipped")
 LINEAGE = "lineage/offsets.json"
 
@@ -57,10 +55,74 @@ LINEAGE = "lineage/offsets.json"
 # --- the world: namespace, CRD, serving Deployment(s), the operator -------------------------
 
 
+class OperatorPod:
+    """The operator as the chart runs it (its Deployment, ServiceAccount and namespaced RBAC,
+    rendered from the chart) in the test's namespace. `kill()` scales it to zero and deletes
+    its pod at once (no grace: as a crash), `start()` scales it back to one."""
+
+    def __init__(self, env: KindEnv, kubectl: Kubectl, namespace: str, **values: object) -> None:
+        repository, tag = env.image.rsplit(":", 1)
+        self.kubectl = kubectl
+        self.manifest = render_text(
+            {
+                "image.repository": repository,
+                "image.tag": tag,
+                "image.pullPolicy": "Never",
+                "operator.pollSeconds": 1,
+                "operator.job.ttlSecondsAfterFinished": 600,
+                "mlflow.external.uri": env.mlflow_tracking_uri,
+                **values,
+            },
+            release="inshape",
+            namespace=namespace,
+            extra=[
+                *("--show-only", "templates/serviceaccount.yaml"),
+                *("--show-only", "templates/rbac.yaml"),
+                *("--show-only", "templates/operator.yaml"),
+            ],
+        )
+        self.applied = False
+
+    def start(self) -> None:
+        if not self.applied:
+            self.kubectl("apply", "-f", "-", stdin=self.manifest)
+            self.applied = True
+        self.kubectl("scale", "deployment/inshape-operator", "--replicas=1")
+        eventually(lambda: self.running() is not None, 120, "the operator pod runs")
+
+    def running(self) -> str | None:
+        pods = self.kubectl.json("get", "pods", "-l", "app.kubernetes.io/component=operator")
+        for pod in pods.get("items", []):
+            ready = any(
+                c["type"] == "Ready" and c["status"] == "True"
+                for c in pod.get("status", {}).get("conditions") or []
+            )
+            if ready and not pod["metadata"].get("deletionTimestamp"):
+                return str(pod["metadata"]["name"])
+        return None
+
+    def kill(self) -> None:
+        self.kubectl("scale", "deployment/inshape-operator", "--replicas=0")
+        selector = "app.kubernetes.io/component=operator"
+        self.kubectl("delete", "pods", "-l", selector, "--grace-period=0", "--force", check=False)
+        eventually(
+            lambda: not self.kubectl.json("get", "pods", "-l", selector).get("items"),
+            60,
+            "the operator pod is gone",
+        )
+
+    def stop(self) -> None:
+        self.kubectl("scale", "deployment/inshape-operator", "--replicas=0", check=False)
+
+    def output(self) -> str:
+        return self.kubectl("logs", "deployment/inshape-operator", "--tail=200", check=False)
+
+
 class FaultWorld(World):
     def serving(self, name: str) -> None:
         """One more serving Deployment (one per policy when several policies run)."""
-        self.kubectl("apply", "-f", "-", stdin=json.dumps(serving_manifest(name, self.namespace)))
+        manifest = serving_manifest(name, self.namespace, self.endpoints.image)
+        self.kubectl("apply", "-f", "-", stdin=json.dumps(manifest))
 
     def uri_of(self, deployment: str) -> str | None:
         obj = json.loads(self.kubectl("get", "deployment", deployment, "-o", "json"))
@@ -86,34 +148,67 @@ class FaultWorld(World):
 
 
 @pytest.fixture
-def world(
-    local_cluster: Endpoints, namespace: str, kubectl: Kubectl, tmp_path: Path
-) -> Iterator[FaultWorld]:
+def world(kind_env: KindEnv, namespace: str, kubectl: Kubectl) -> Iterator[FaultWorld]:
     # A failed run is retried after 15 s rather than the default back-off: the MLflow test
     # waits for the run after the failure.
-    with running_world(
-        FaultWorld, local_cluster, namespace, kubectl, tmp_path / "operator.log",
-        INSHAPE_FAILURE_BACKOFF_SECONDS="15",
-    ) as w:  # fmt: skip
+    operator = OperatorPod(kind_env, kubectl, namespace, **{"operator.failureBackoffSeconds": 15})
+    with running_world(FaultWorld, kind_env, namespace, kubectl, operator) as w:
         yield w
 
 
-@pytest.fixture
-def own_kafka(tmp_path: Path) -> Iterator[KafkaBroker]:
-    """A broker of the test's own: the cluster's broker cannot be restarted from a test."""
-    broker = KafkaBroker(tmp_path / "kafka", heap="512m")
-    broker.start()
-    yield broker
-    broker.stop()
+@dataclass(frozen=True)
+class Restartable:
+    """A workload of the test's own (its broker, its MLflow), to stop and start again."""
+
+    kubectl: Kubectl
+    kind: str  # statefulset | deployment
+    name: str
+
+    def stop(self) -> None:
+        """Scale to zero and delete its pod at once: the server is gone, as in a crash."""
+        self.kubectl("scale", f"{self.kind}/{self.name}", "--replicas=0")
+        selector = f"app.kubernetes.io/name={self.name}"
+        self.kubectl("delete", "pods", "-l", selector, "--grace-period=0", "--force", check=False)
+        eventually(
+            lambda: not self.kubectl.json("get", "pods", "-l", selector).get("items"),
+            60,
+            f"the {self.name} pod is gone",
+        )
+
+    def start(self) -> None:
+        """Scale back to one; the same Service address and volume, so clients reconnect."""
+        self.kubectl("scale", f"{self.kind}/{self.name}", "--replicas=1")
+
+        def ready() -> bool:
+            status = self.kubectl.json("get", self.kind, self.name).get("status", {})
+            return int(status.get("readyReplicas") or 0) >= 1
+
+        eventually(ready, 300, f"{self.kind} {self.name} is ready again")
+
+
+# Node ports of the tests' own brokers: apart from the shared one (kafka_manifests.NODE_PORT).
+OWN_KAFKA_NODE_PORT = 30993
 
 
 @pytest.fixture
-def own_mlflow(tmp_path: Path) -> Iterator[MlflowServer]:
-    """An MLflow server of the test's own, on a fixed port, to stop and start again."""
-    server = MlflowServer(tmp_path / "mlflow", port=free_port())
-    server.start()
-    yield server
-    server.stop()
+def own_kafka(
+    kind_env: KindEnv, namespace: str, kubectl: Kubectl
+) -> tuple[KafkaOnKind, Restartable]:
+    """A broker of the test's own, in its namespace: the shared one must stay up."""
+    kafka = kafka_kind.deploy_kafka(
+        kind_env.kubectl(), namespace, kind_env.kafka_image, kind_env.node_ip,
+        node_port=OWN_KAFKA_NODE_PORT,
+    )  # fmt: skip
+    return kafka, Restartable(kubectl, "statefulset", "kafka")
+
+
+@pytest.fixture
+def own_mlflow(kind_env: KindEnv, namespace: str, kubectl: Kubectl) -> tuple[str, Restartable]:
+    """An MLflow server of the test's own, in its namespace: its URI, and its Deployment."""
+    server = kind_mlflow.deploy_mlflow(
+        kind_env.kubectl(), namespace, kind_env.node_ip, kind_env.image
+    )
+    return server.uri, Restartable(kubectl, "deployment", kind_mlflow.NAME)
 
 
 # --- data ------------------------------------------------------------------------------------
@@ -174,36 +269,37 @@ def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
         consumer.close()
 
 
-# --- the Job's pod as a local process --------------------------------------------------------
+# --- the Job's container on the kind node ----------------------------------------------------
 
 
 @dataclass
-class PodProcess:
+class JobContainer:
+    """The running container of one of a Job's pods, seen from the node it runs on."""
+
     pod: str
-    pid: int
-    pod_dir: Path
+    container_id: str
+    pid: int  # in the node's PID namespace
+    kubectl: Kubectl
+    env: KindEnv
 
     def log(self) -> str:
-        try:
-            return (self.pod_dir / "update.log").read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
+        return self.kubectl("logs", self.pod, check=False)
 
     def alive(self) -> bool:
-        try:
-            environ = Path(f"/proc/{self.pid}/environ").read_bytes()
-        except OSError:
-            return False
-        return f"INSHAPE_POD_DIR={self.pod_dir}".encode() in environ.split(b"\0")
+        """The container's process still runs (checked on the node, not through the API)."""
+        template = ("-o", "go-template", "--template", "{{.status.state}}")
+        state = self.env.node_exec("crictl", "inspect", *template, self.container_id)
+        return state.returncode == 0 and state.stdout.strip() == "CONTAINER_RUNNING"
 
     def kill(self) -> None:
-        """SIGKILL the container's process group (the kubelet starts it in its own session)."""
-        os.killpg(self.pid, signal.SIGKILL)
+        """SIGKILL the container's process on the node, as the OOM killer or a crash would."""
+        done = self.env.node_exec("kill", "-9", str(self.pid))
+        assert done.returncode == 0, done.stderr
 
 
-def running_process(world: FaultWorld, job: str, exclude: tuple[str, ...] = ()) -> PodProcess:
-    """The local process of the Job's running pod (containerID is inshape://<pid>)."""
-    found: list[PodProcess] = []
+def running_process(world: FaultWorld, job: str, exclude: tuple[str, ...] = ()) -> JobContainer:
+    """The running container of the Job's pod (its containerID is containerd://<id>)."""
+    found: list[JobContainer] = []
 
     def check() -> bool:
         for pod in world.pods(job):
@@ -212,24 +308,23 @@ def running_process(world: FaultWorld, job: str, exclude: tuple[str, ...] = ()) 
                 continue
             for status in (pod.get("status") or {}).get("containerStatuses") or ():
                 cid = status.get("containerID") or ""
-                if "running" in (status.get("state") or {}) and cid.startswith("inshape://"):
-                    pid = int(cid.removeprefix("inshape://"))
-                    try:
-                        env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-                    except OSError:
-                        continue
-                    dirs = [v for v in env if v.startswith(b"INSHAPE_POD_DIR=")]
-                    if dirs:
-                        pod_dir = Path(dirs[0].split(b"=", 1)[1].decode())
-                        found.append(PodProcess(name, pid, pod_dir))
+                if "running" in (status.get("state") or {}) and cid.startswith("containerd://"):
+                    container = cid.removeprefix("containerd://")
+                    pid = world.endpoints.node_exec(
+                        "crictl", "inspect", "-o", "go-template", "--template", "{{.info.pid}}",
+                        container,
+                    ).stdout.strip()  # fmt: skip
+                    if pid.isdigit():
+                        found.append(JobContainer(name, container, int(pid), world.kubectl,
+                                                  world.endpoints))  # fmt: skip
                         return True
         return False
 
-    world.wait(check, 90, f"a pod of Job {job} runs")
+    world.wait(check, 120, f"a pod of Job {job} runs")
     return found[0]
 
 
-def wait_mid_drain(world: FaultWorld, process: PodProcess, timeout: float = 120) -> None:
+def wait_mid_drain(world: FaultWorld, process: JobContainer, timeout: float = 180) -> None:
     """Until the run has taken its snapshot and started draining."""
     world.wait(
         lambda: "Snapshot of" in process.log() or not process.alive(),
@@ -330,16 +425,16 @@ class ServingWatch:
         '{"|"}{.metadata.generation}{"\\n"}'
     )
 
-    def __init__(self, endpoints: Endpoints, namespace: str, deployment: str) -> None:
+    def __init__(self, endpoints: KindEnv, namespace: str, deployment: str) -> None:
         self.values: list[str] = []
         self.generations: list[int] = []
-        cache = str(Path(endpoints.kubeconfig).parent / "kubectl-cache")
+        kubectl = endpoints.kubectl(namespace)
         self.proc = subprocess.Popen(
             [
-                *(endpoints.kubectl, "-n", namespace, "get", "deployment", deployment, "-w"),
+                *(str(kubectl.binary), "-n", namespace, "get", "deployment", deployment, "-w"),
                 *("-o", f"jsonpath={self.TEMPLATE}"),
             ],
-            env={**os.environ, "KUBECONFIG": endpoints.kubeconfig, "KUBECACHEDIR": cache},
+            env=kubectl.env(),
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             text=True,

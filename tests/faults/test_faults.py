@@ -1,7 +1,8 @@
-"""Issue 6: faults mid-run on the local cluster. Nothing is lost, serving always has a model.
+"""Faults mid-run on kind, in real containers. Nothing is lost, serving always has a model.
 
-Each test breaks one thing while an update run works (the Job's pod, the operator, the Kafka
-broker, MLflow, the policy itself), lets the system recover, then audits the MLflow runs
+Each test breaks one thing while an update run works (the Job's container SIGKILLed on the
+node, the operator's pod deleted, the Kafka pod deleted, MLflow scaled to zero, the policy
+itself deleted), lets the system recover, then audits the MLflow runs
 against the topic (conftest.nothing_lost) and the serving Deployment's MODEL_URI history
 (conftest.ServingWatch). Record counts are as small as still puts the fault mid-drain; a
 fault that lands too late fails the test with a message saying so, rather than passing.
@@ -17,12 +18,12 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from inshape_hack.kafka import KafkaBroker
-from inshape_hack.mlflow_server import MlflowServer
+from inshape_hack.kafka_kind import KafkaOnKind
 from inshape_jobs.contract import RUN_KEY_TAG
 from inshape_operator.results import job_state
 from tests.faults.conftest import (
     FaultWorld,
+    Restartable,
     ServingWatch,
     accepted_runs,
     end_offsets,
@@ -36,7 +37,7 @@ from tests.faults.conftest import (
 from tests.integration.helpers import committed
 from tests.operator.conftest import INITIAL_URI, SERVING
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(480)]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(600)]
 
 RUN_TIMEOUT = 240
 # Enough records that draining them takes a few seconds (drain ~100-200k rec/s).
@@ -131,31 +132,35 @@ def test_operator_killed_between_job_success_and_patch_patches_once(
 
 
 def test_kafka_broker_restarted_mid_drain_loses_nothing(
-    world: FaultWorld, serving_watch: Watch, own_kafka: KafkaBroker, tmp_path: Path
+    world: FaultWorld,
+    serving_watch: Watch,
+    own_kafka: tuple[KafkaOnKind, Restartable],
+    tmp_path: Path,
 ) -> None:
     watch = serving_watch()
+    broker, broker_pod = own_kafka
     policy = world.policy(
         "brokerbounce",
         {
-            "source": {"kafka": {"bootstrapServers": own_kafka.bootstrap_servers}},
+            "source": {"kafka": {"bootstrapServers": broker.host_bootstrap}},
             "trigger": {"minNewRecords": DRAIN_RECORDS},
             "job": {"backoffLimit": 3},
         },
     )
     kafka = policy.spec.source.kafka
-    kcat_fill(own_kafka.bootstrap_servers, kafka.topic, good_lines(DRAIN_RECORDS), tmp_path)
+    kcat_fill(broker.host_bootstrap, kafka.topic, good_lines(DRAIN_RECORDS), tmp_path)
     job = job_named(world, "brokerbounce")
     process = running_process(world, job)
     wait_mid_drain(world, process)
-    # restart(), in two steps to see where the run was when the broker went away.
-    own_kafka.stop()
+    # A restart in two steps, to see where the run was when the broker went away.
+    broker_pod.stop()
     landed = process.log()
-    own_kafka.start()  # same ports: the Job's clients reconnect to the same address
+    broker_pod.start()  # same Service and volume: the Job's clients reconnect to the address
     assert "Decision:" not in landed, f"the run was past its drain when Kafka stopped:\n{landed}"
 
     # The Job may finish (reconnected), or fail and be retried (same run key) or followed by
     # the next Job: either way the group ends at the end of the topic, once.
-    ends = end_offsets(own_kafka.bootstrap_servers, kafka.topic)
+    ends = end_offsets(broker.host_bootstrap, kafka.topic)
     world.wait(lambda: committed(policy) == ends, 2 * RUN_TIMEOUT, "the group committed the end")
     uri = f"models:/{policy.spec.model.name}/1"
     world.wait(lambda: world.model_uri() == uri, 60, f"the Deployment serves {uri}")
@@ -166,14 +171,18 @@ def test_kafka_broker_restarted_mid_drain_loses_nothing(
 
 
 def test_mlflow_down_fails_the_run_and_the_next_one_loses_nothing(
-    world: FaultWorld, serving_watch: Watch, own_mlflow: MlflowServer, tmp_path: Path
+    world: FaultWorld,
+    serving_watch: Watch,
+    own_mlflow: tuple[str, Restartable],
+    tmp_path: Path,
 ) -> None:
     watch = serving_watch()
+    tracking_uri, mlflow_server = own_mlflow
     first, second = 5_000, 150_000
     policy = world.policy(
         "mlflowdown",
         {
-            "mlflow": {"trackingUri": own_mlflow.tracking_uri},
+            "mlflow": {"trackingUri": tracking_uri},
             "trigger": {"minNewRecords": first},
             # MLflow's client retries a refused connection for minutes; the deadline ends the
             # run sooner (the Job then fails like any run that cannot log).
@@ -193,7 +202,7 @@ def test_mlflow_down_fails_the_run_and_the_next_one_loses_nothing(
     job = job_named(world, "mlflowdown", 1)
     process = running_process(world, job)
     wait_mid_drain(world, process)
-    own_mlflow.kill()
+    mlflow_server.stop()  # scaled to zero, its pod deleted at once
     # The next run gets time enough; the running Job keeps the deadline it was created with.
     world.kubectl(
         "patch", "mup", "mlflowdown", "--type=merge", "-p",
@@ -211,7 +220,7 @@ def test_mlflow_down_fails_the_run_and_the_next_one_loses_nothing(
     assert committed(policy) == before, "the failed run committed offsets"
     assert world.model_uri() == uri, "serving changed on a failed run"
 
-    own_mlflow.start()  # same port, same store
+    mlflow_server.start()  # same Service, same store on its volume
     world.wait(
         lambda: (
             len(world.jobs("mlflowdown")) == 3
@@ -231,7 +240,7 @@ def test_mlflow_down_fails_the_run_and_the_next_one_loses_nothing(
     )
     ledger = nothing_lost(policy, first + second)
     assert len(ledger.runs) == 2
-    values = watch.check(own_mlflow.tracking_uri, model)
+    values = watch.check(tracking_uri, model)
     assert values[:2] == [INITIAL_URI, uri]
 
 

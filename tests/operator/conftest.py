@@ -1,5 +1,7 @@
-"""The operator against the local cluster: run as `python -m inshape_operator`, as a developer
-would, with the cluster's admin kubeconfig, Kafka and MLflow."""
+"""The operator against the kind cluster: run as `python -m inshape_operator` on the host, as a
+developer would, with the cluster's admin kubeconfig; its update Jobs run as containers of the
+project's image in a namespace enforcing Pod Security `restricted`, and reach the session's
+Kafka and MLflow (in the cluster) at the node's address, as the host does."""
 
 from __future__ import annotations
 
@@ -13,18 +15,15 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import pytest
 import yaml
 
-from inshape_hack.cluster import Endpoints
-from inshape_hack.testing import Kubectl, eventually, kubectl, local_cluster, namespace
+from inshape_hack.kindtesting import KindEnv, apply_policy_crd, eventually
+from inshape_hack.kubectl import KubectlRunner as Kubectl
 from inshape_jobs.spec import Policy, parse_policy
-from inshape_operator import crd
 from tests.integration.helpers import deep_merge, fill
-
-__all__ = ["kubectl", "local_cluster", "namespace"]
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = yaml.safe_load((ROOT / "manifests/examples/digits.yaml").read_text())
@@ -41,11 +40,13 @@ def free_port() -> int:
 class Operator:
     """`python -m inshape_operator` as a subprocess; start, SIGKILL, start again."""
 
-    def __init__(self, endpoints: Endpoints, namespace: str, log: Path, **env: str) -> None:
+    def __init__(self, endpoints: KindEnv, namespace: str, log: Path, **env: str) -> None:
         self.log = log
         self.env = {
             **os.environ,
-            "KUBECONFIG": endpoints.kubeconfig,
+            "KUBECONFIG": str(endpoints.kubeconfig),
+            "INSHAPE_JOB_IMAGE": endpoints.image,
+            "INSHAPE_JOB_IMAGE_PULL_POLICY": "Never",
             "INSHAPE_NAMESPACES": namespace,
             "INSHAPE_POLL_SECONDS": "1",
             "INSHAPE_FAILURE_BACKOFF_SECONDS": "600",
@@ -83,11 +84,20 @@ class Operator:
         return self.log.read_text(errors="replace")[-6000:]
 
 
+class OperatorRunner(Protocol):
+    """How a world runs its operator: a host process here, a pod in the fault tests."""
+
+    def start(self) -> None: ...
+    def kill(self) -> None: ...
+    def stop(self) -> None: ...
+    def output(self) -> str: ...
+
+
 class World:
     """One test's namespace with the CRD, a serving Deployment, Kafka and MLflow."""
 
     def __init__(
-        self, endpoints: Endpoints, namespace: str, kubectl: Kubectl, operator: Operator
+        self, endpoints: KindEnv, namespace: str, kubectl: Kubectl, operator: OperatorRunner
     ) -> None:
         self.endpoints = endpoints
         self.namespace = namespace
@@ -164,7 +174,17 @@ class World:
             raise
 
 
-def serving_manifest(name: str, namespace: str) -> dict[str, Any]:
+RESTRICTED_CONTAINER = {
+    "runAsNonRoot": True,
+    "runAsUser": 65532,
+    "allowPrivilegeEscalation": False,
+    "readOnlyRootFilesystem": True,
+    "capabilities": {"drop": ["ALL"]},
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+
+
+def serving_manifest(name: str, namespace: str, image: str) -> dict[str, Any]:
     """A stand-in serving Deployment: a long-running process with MODEL_URI in its env."""
     return {
         "apiVersion": "apps/v1",
@@ -177,12 +197,15 @@ def serving_manifest(name: str, namespace: str) -> dict[str, Any]:
                 "metadata": {"labels": {"app": name}},
                 "spec": {
                     "terminationGracePeriodSeconds": 2,
+                    "automountServiceAccountToken": False,
                     "containers": [
                         {
                             "name": "server",
-                            "image": "inshape:dev",
+                            "image": image,
+                            "imagePullPolicy": "Never",
                             "command": ["python", "-c", "import time; time.sleep(3600)"],
                             "env": [{"name": "MODEL_URI", "value": INITIAL_URI}],
+                            "securityContext": RESTRICTED_CONTAINER,
                         }
                     ],
                 },
@@ -197,17 +220,15 @@ WorldT = TypeVar("WorldT", bound=World)
 @contextmanager
 def running_world(
     world_type: type[WorldT],
-    endpoints: Endpoints,
+    endpoints: KindEnv,
     namespace: str,
     kubectl: Kubectl,
-    log: Path,
-    **operator_env: str,
+    operator: OperatorRunner,
 ) -> Iterator[WorldT]:
     """The CRD, the serving Deployment and a running operator in one test namespace."""
-    kubectl("apply", "-f", str(ROOT / crd.MANIFEST))
-    kubectl("wait", "--for=condition=Established", f"crd/{crd.NAME}", "--timeout=60s")
-    kubectl("apply", "-f", "-", stdin=json.dumps(serving_manifest(SERVING, namespace)))
-    operator = Operator(endpoints, namespace, log, **operator_env)
+    apply_policy_crd(endpoints.kubectl())
+    manifest = serving_manifest(SERVING, namespace, endpoints.image)
+    kubectl("apply", "-f", "-", stdin=json.dumps(manifest))
     operator.start()
     world = world_type(endpoints, namespace, kubectl, operator)
     world.wait(lambda: world.replica_sets() == 1, 30, "the serving Deployment has a ReplicaSet")
@@ -221,8 +242,7 @@ def running_world(
 
 
 @pytest.fixture
-def world(
-    local_cluster: Endpoints, namespace: str, kubectl: Kubectl, tmp_path: Path
-) -> Iterator[World]:
-    with running_world(World, local_cluster, namespace, kubectl, tmp_path / "operator.log") as w:
+def world(kind_env: KindEnv, namespace: str, kubectl: Kubectl, tmp_path: Path) -> Iterator[World]:
+    operator = Operator(kind_env, namespace, tmp_path / "operator.log")
+    with running_world(World, kind_env, namespace, kubectl, operator) as w:
         yield w

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from inshape_hack.testing import Kubectl
-from inshape_operator import crd
-from tests.operator.conftest import EXAMPLE, ROOT
+from inshape_hack.kindtesting import KindEnv, apply_policy_crd
+from inshape_hack.kubectl import KubectlRunner as Kubectl
+from tests.operator.conftest import EXAMPLE
 
 pytestmark = pytest.mark.integration
 
@@ -66,9 +66,8 @@ CASES: list[tuple[str, Change, str]] = [
 
 
 @pytest.fixture
-def apply(kubectl: Kubectl, namespace: str) -> Callable[[str, Change], str]:
-    kubectl("apply", "-f", str(ROOT / crd.MANIFEST))
-    kubectl("wait", "--for=condition=Established", f"crd/{crd.NAME}", "--timeout=60s")
+def apply(kind_env: KindEnv, kubectl: Kubectl, namespace: str) -> Callable[[str, Change], str]:
+    apply_policy_crd(kind_env.kubectl())
 
     def run(name: str, change: Change) -> str:
         document = copy.deepcopy(EXAMPLE)

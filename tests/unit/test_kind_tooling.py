@@ -36,11 +36,11 @@ def test_entrypoint_remounts_cgroups_right_after_kind_validates_its_state() -> N
 
 def test_an_entrypoint_without_the_anchor_is_refused_not_silently_left_alone() -> None:
     with pytest.raises(ValueError, match="validate state"):
-        nodeimage.patch_entrypoint("#!/bin/bash\nexec \"$@\"\n")
+        nodeimage.patch_entrypoint('#!/bin/bash\nexec "$@"\n')
 
 
 def test_containerd_never_lowers_oom_score_adj() -> None:
-    config = "[plugins]\n  restrict_oom_score_adj = false\n  sandbox_image = \"x\"\n"
+    config = '[plugins]\n  restrict_oom_score_adj = false\n  sandbox_image = "x"\n'
     assert "restrict_oom_score_adj = true" in nodeimage.patch_containerd_config(config)
     with pytest.raises(ValueError):
         nodeimage.patch_containerd_config("[plugins]\n")
