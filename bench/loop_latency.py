@@ -1,4 +1,4 @@
-"""End-to-end loop latency on the local cluster: the record that crosses minNewRecords is
+"""End-to-end loop latency on kind: the record that crosses minNewRecords is
 produced -> the serving pod running the new model is Ready; p50/p95 over --loops loops, with
 the breakdown
 
@@ -42,7 +42,6 @@ from bench.operator_support import (
     start_polling_operator,
     stop,
 )
-from inshape_hack.ports import free_port
 from inshape_jobs.produce import encoded, produce
 from inshape_jobs.streams import digits_records
 from inshape_operator.results import job_state
@@ -128,7 +127,7 @@ class Watcher(WatchRecorder):
         raise TimeoutError(f"no result of Job {job}")
 
 
-def serving(name: str, ns: str, port: int) -> dict[str, Any]:
+def serving(name: str, ns: str, port: int, image: str) -> dict[str, Any]:
     """A small HTTP server bound to the pod's IP; Ready once it answers."""
     return {
         "apiVersion": "apps/v1",
@@ -145,7 +144,8 @@ def serving(name: str, ns: str, port: int) -> dict[str, Any]:
                     "containers": [
                         {
                             "name": "server",
-                            "image": "inshape:dev",
+                            "image": image,
+                            "imagePullPolicy": "Never",
                             "command": ["python", "-m", "http.server", str(port)],
                             "args": ["--bind", "$(POD_IP)"],
                             "env": [
@@ -168,7 +168,7 @@ def serving(name: str, ns: str, port: int) -> dict[str, Any]:
     }
 
 
-def bare_job(name: str) -> dict[str, Any]:
+def bare_job(name: str, image: str) -> dict[str, Any]:
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -179,7 +179,12 @@ def bare_job(name: str) -> dict[str, Any]:
                 "spec": {
                     "restartPolicy": "Never",
                     "containers": [
-                        {"name": "c", "image": "x", "command": ["python", "-c", "pass"]}
+                        {
+                            "name": "c",
+                            "image": image,
+                            "imagePullPolicy": "Never",
+                            "command": ["python", "-c", "pass"],
+                        }
                     ],
                 }
             },
@@ -209,7 +214,7 @@ def main() -> None:
         custom = kubernetes.client.CustomObjectsApi(client)
         watcher = Watcher(client, ns)
         for name in (SERVING, REFERENCE):
-            apps.create_namespaced_deployment(ns, serving(name, ns, free_port()))  # type: ignore[arg-type]  # the client takes plain dicts too
+            apps.create_namespaced_deployment(ns, serving(name, ns, 8080, endpoints.image))  # type: ignore[arg-type]  # the client takes plain dicts too
             watcher.wait(("ready", name, "none"), 90)
         operator = start_polling_operator(endpoints, work / "operator.log", ns)
         loops: list[dict[str, float]] = []
@@ -281,7 +286,7 @@ def main() -> None:
                 # The floor of the same loop: a bare Job round trip, the Job's own stage sum,
                 # a bare patch of an identical Deployment until its new pod is Ready.
                 begun = time.monotonic()
-                batch.create_namespaced_job(ns, bare_job(f"ref-{loop}"))  # type: ignore[arg-type]
+                batch.create_namespaced_job(ns, bare_job(f"ref-{loop}", endpoints.image))  # type: ignore[arg-type]
                 bare_running = watcher.wait(("job", f"ref-{loop}", "running"), 120)
                 bare_done = watcher.wait(("job", f"ref-{loop}", "finished"), 120)
                 begun_patch = time.monotonic()

@@ -27,7 +27,7 @@ from bench.operator_support import (
     start_operator,
     stop,
 )
-from inshape_hack.cluster import Endpoints
+from inshape_hack.kindtesting import KindEnv
 from inshape_jobs.produce import encoded, produce
 from inshape_jobs.streams import digits_records
 
@@ -56,7 +56,7 @@ def tree_usage(pid: int, window: float) -> tuple[float, float]:
 
 
 def measure(
-    endpoints: Endpoints,
+    endpoints: KindEnv,
     ns: str,
     work: Path,
     *,

@@ -1,7 +1,8 @@
 """Shared pieces of the operator benchmarks: a cluster, the operator process, API clients.
 
-With INSHAPE_CLUSTER_STATE=<state dir of `python -m inshape_hack.cluster up`> the benchmarks
-attach to a running local cluster; otherwise they start one in a scratch dir and stop it.
+They run on a kind cluster with the session's Kafka and MLflow inside it (kindtesting): the
+cluster `inshape-bench`, created and deleted by the run, or with INSHAPE_KIND_CLUSTER=<name>
+an existing one, reused and kept.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -24,9 +24,8 @@ import kubernetes
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import ProtocolError
 
-from inshape_hack.cluster import Endpoints, LocalCluster, read_state
+from inshape_hack.kindtesting import KindEnv, apply_policy_crd, kind_session
 from inshape_hack.ports import free_port
-from inshape_operator import crd
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -57,53 +56,33 @@ kopf.run(standalone=True, clusterwide=True)
 
 
 @contextmanager
-def cluster() -> Iterator[Endpoints]:
-    attach = os.environ.get("INSHAPE_CLUSTER_STATE")
-    if attach:
-        state = read_state(Path(attach))
-        if state is None:
-            raise SystemExit(f"INSHAPE_CLUSTER_STATE={attach}: no cluster state there")
-        yield Endpoints(**state["endpoints"])
-        return
-    local = LocalCluster(Path(tempfile.mkdtemp(prefix="inshape-bench-cluster-")))
-    local.start()
-    try:
-        yield local.endpoints()
-    finally:
-        local.stop()
+def cluster() -> Iterator[KindEnv]:
+    with kind_session("inshape-bench") as env:
+        yield env
 
 
-def api(endpoints: Endpoints) -> kubernetes.client.ApiClient:
+def api(endpoints: KindEnv) -> kubernetes.client.ApiClient:
     config = kubernetes.client.Configuration()
     kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
-        config_file=endpoints.kubeconfig, client_configuration=config
+        config_file=str(endpoints.kubeconfig), client_configuration=config
     )
     config.connection_pool_maxsize = 16
     return kubernetes.client.ApiClient(config)
 
 
-def apply_crd(endpoints: Endpoints) -> None:
-    kubectl(endpoints, "apply", "-f", str(REPO / crd.MANIFEST))
-    kubectl(endpoints, "wait", "--for=condition=Established", f"crd/{crd.NAME}", "--timeout=60s")
+def apply_crd(endpoints: KindEnv) -> None:
+    apply_policy_crd(endpoints.kubectl())
 
 
-def kubectl(endpoints: Endpoints, *args: str, stdin: str | None = None) -> str:
-    env = {**os.environ, "KUBECONFIG": endpoints.kubeconfig}
-    return subprocess.run(
-        [endpoints.kubectl, *args],
-        input=stdin,
-        env=env,
-        text=True,
-        capture_output=True,
-        check=True,
-    ).stdout
+def kubectl(endpoints: KindEnv, *args: str, stdin: str | None = None) -> str:
+    return endpoints.kubectl()(*args, stdin=stdin)
 
 
-def namespace(endpoints: Endpoints, name: str) -> None:
+def namespace(endpoints: KindEnv, name: str) -> None:
     kubectl(endpoints, "create", "namespace", name)
 
 
-def bench_namespace(endpoints: Endpoints, prefix: str = "bench") -> str:
+def bench_namespace(endpoints: KindEnv, prefix: str = "bench") -> str:
     """The CRD applied, and a fresh namespace for one benchmark run."""
     apply_crd(endpoints)
     name = f"{prefix}-{uuid.uuid4().hex[:6]}"
@@ -111,7 +90,7 @@ def bench_namespace(endpoints: Endpoints, prefix: str = "bench") -> str:
     return name
 
 
-def start_polling_operator(endpoints: Endpoints, log: Path, ns: str) -> subprocess.Popen[bytes]:
+def start_polling_operator(endpoints: KindEnv, log: Path, ns: str) -> subprocess.Popen[bytes]:
     """Our operator on one namespace, polling every second; returns once /healthz answers."""
     health = free_port()
     proc = start_operator(
@@ -124,7 +103,7 @@ def start_polling_operator(endpoints: Endpoints, log: Path, ns: str) -> subproce
 
 
 def start_operator(
-    endpoints: Endpoints, log: Path, env: dict[str, str], idle: bool = False
+    endpoints: KindEnv, log: Path, env: dict[str, str], idle: bool = False
 ) -> subprocess.Popen[bytes]:
     argv = (
         [sys.executable, "-c", IDLE_OPERATOR]
@@ -133,7 +112,10 @@ def start_operator(
     )
     full = {
         **os.environ,
-        "KUBECONFIG": endpoints.kubeconfig,
+        "KUBECONFIG": str(endpoints.kubeconfig),
+        # Update Jobs run the project's image, loaded into the kind node.
+        "INSHAPE_JOB_IMAGE": endpoints.image,
+        "INSHAPE_JOB_IMAGE_PULL_POLICY": "Never",
         "INSHAPE_METRICS_PORT": str(free_port()),
         "INSHAPE_HEALTH_PORT": str(free_port()),
         **env,
@@ -175,7 +157,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def policy_document(
-    name: str, ns: str, endpoints: Endpoints, topic: str, **spec: Any
+    name: str, ns: str, endpoints: KindEnv, topic: str, **spec: Any
 ) -> dict[str, Any]:
     import yaml  # noqa: PLC0415
 

@@ -116,14 +116,24 @@ def start_kind_env(name: str) -> tuple[KindEnv, bool]:
     return env, existed
 
 
+@contextmanager
+def kind_session(default_name: str) -> Iterator[KindEnv]:
+    """The cluster ``$INSHAPE_KIND_CLUSTER`` (else ``default_name``) for one test or bench
+    session: deleted at the end unless it existed before or ``INSHAPE_KEEP_CLUSTER`` is set."""
+    name = os.environ.get("INSHAPE_KIND_CLUSTER", default_name)
+    env, existed = start_kind_env(name)
+    try:
+        yield env
+    finally:
+        if not existed and not os.environ.get("INSHAPE_KEEP_CLUSTER"):
+            tooling = kindcluster.prepare_kind(with_node_image=False)
+            kindcluster.kind_cluster(tooling, name).delete()
+
+
 @pytest.fixture(scope="session")
 def kind_env() -> Iterator[KindEnv]:
-    name = os.environ.get("INSHAPE_KIND_CLUSTER", "inshape-test")
-    env, existed = start_kind_env(name)
-    yield env
-    if not existed and not os.environ.get("INSHAPE_KEEP_CLUSTER"):
-        tooling = kindcluster.prepare_kind(with_node_image=False)
-        kindcluster.kind_cluster(tooling, name).delete()
+    with kind_session("inshape-test") as env:
+        yield env
 
 
 @pytest.fixture

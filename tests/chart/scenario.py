@@ -1,4 +1,4 @@
-"""The chart's end-to-end scenario, shared by the local-cluster e2e test and the kind test:
+"""The chart's end-to-end scenario on kind (tests/chart/test_e2e.py, and reusable by benches):
 installed chart -> records streamed -> model promoted -> serving Deployment rolled -> the new
 serving pod answers with the promoted version's predictions."""
 
@@ -12,7 +12,8 @@ from typing import Any
 
 from sklearn.datasets import load_digits
 
-from inshape_hack.testing import Kubectl, eventually
+from inshape_hack.kindtesting import eventually
+from inshape_hack.kubectl import KubectlRunner as Kubectl
 from inshape_jobs.streams import DIGITS_FEATURES
 
 POLICY = "digits"

@@ -156,3 +156,16 @@ def test_the_shim_mounts_an_empty_folder_where_the_host_has_no_modules(tmp_path:
         else f"{tmp_path / 'empty'}:/lib/modules:ro"
     )
     assert argv == ["run", "-v", expected, "img"]
+
+
+def test_kind_config_and_the_static_cni_agree_on_the_pod_range() -> None:
+    import ipaddress
+
+    import yaml
+
+    config = yaml.safe_load(kindcluster.KIND_CONFIG.read_text())
+    pods = ipaddress.ip_network(config["networking"]["podSubnet"])
+    conflist = json.loads(nodeimage.STATIC_CNI.read_text())
+    node = ipaddress.ip_network(conflist["plugins"][0]["ipam"]["ranges"][0][0]["subnet"])
+    assert node.subnet_of(pods)  # type: ignore[arg-type]
+    assert len(config["nodes"]) == 1  # one node: its range is the first /24
