@@ -1,37 +1,58 @@
-# syntax=docker/dockerfile:1
 # One image for the operator (`python -m inshape_operator`), the update Jobs
-# (`python -m inshape_jobs update`), the MLflow tracking server and model serving
+# (`python -m inshape_jobs update|produce`), the MLflow tracking server and model serving
 # (`mlflow server`, `mlflow models serve --env-manager local`). Every container of the chart
 # names its command, so this image's CMD is only a default.
 #
 #   docker build -t inshape:0.1.0 .
+#
+# Needs BuildKit (Docker's default builder since 23.0; DOCKER_BUILDKIT=1 before that). Where
+# PyPI is reached only through a custom CA, give the build that bundle as a secret: it is
+# mounted for the pip steps alone and lands in no layer.
+#
+#   docker build --secret id=pip_ca,src=/etc/ssl/certs/ca-certificates.crt -t inshape:0.1.0 .
+#
+# Every dependency installs from a wheel (--only-binary), so the build needs no compiler and
+# no apt; PYTHON_IMAGE may be any Debian bookworm image with python3.11 and its venv module.
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
-# --- build: compile wheels and install them into a venv ------------------------------------
-FROM ${PYTHON_IMAGE} AS build
-RUN apt-get update \
- && apt-get install -y --no-install-recommends build-essential \
- && rm -rf /var/lib/apt/lists/*
-ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
-RUN python -m venv /opt/venv
+# --- deps: a venv with every dependency, from pyproject.toml alone --------------------------
+# Its own stage and layer, so a source change reuses it (and the runtime's copy of it).
+FROM ${PYTHON_IMAGE} AS deps
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
+RUN python3 -m venv /opt/venv
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml ./
+RUN --mount=type=secret,id=pip_ca --mount=type=cache,target=/root/.cache/pip \
+    if [ -s /run/secrets/pip_ca ]; then export PIP_CERT=/run/secrets/pip_ca; fi \
+ && python3 -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"], sep="\n")' \
+      > /tmp/requirements.txt \
+ && /opt/venv/bin/pip install --only-binary=:all: -r /tmp/requirements.txt
+
+# --- wheel: the product wheel (inshape_jobs, inshape_operator) -----------------------------
+FROM deps AS wheel
+COPY README.md ./
 COPY jobs/ jobs/
 COPY operator/ operator/
-COPY hack/inshape_hack/ hack/inshape_hack/
-RUN /opt/venv/bin/pip wheel --wheel-dir /wheels . \
- && /opt/venv/bin/pip install --no-index --find-links /wheels /wheels/*.whl \
- && /opt/venv/bin/python -c "import inshape_operator.handlers, inshape_jobs.update, mlflow.pyfunc"
+RUN --mount=type=secret,id=pip_ca --mount=type=cache,target=/root/.cache/pip \
+    if [ -s /run/secrets/pip_ca ]; then export PIP_CERT=/run/secrets/pip_ca; fi \
+ && /opt/venv/bin/pip wheel --no-deps --wheel-dir /wheels .
 
-# --- runtime: the venv on a slim Python, no compilers, non-root ----------------------------
+# --- runtime: the venv and the wheel on the same Python, non-root --------------------------
 FROM ${PYTHON_IMAGE}
-COPY --from=build /opt/venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH \
     VIRTUAL_ENV=/opt/venv \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
     HOME=/tmp
+COPY --from=deps /opt/venv /opt/venv
+# /tmp (HOME) is a tmpfs for this step: what the check writes there (matplotlib's config, as
+# root) stays out of the image, and so does the wheel.
+RUN --mount=type=tmpfs,target=/tmp --mount=type=bind,from=wheel,source=/wheels,target=/tmp/wheels \
+    pip install --no-deps --no-index --no-cache-dir /tmp/wheels/*.whl \
+ && pip check \
+ && python -c "import inshape_operator.handlers, inshape_jobs.update, mlflow.pyfunc"
 # 65532: the conventional "nonroot" UID; the chart runs with readOnlyRootFilesystem and an
 # emptyDir at /tmp.
 USER 65532:65532

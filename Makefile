@@ -16,7 +16,7 @@ help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
 # pip's chatter goes to stderr, so `eval "$$(make -s env)"` reads exports only.
-$(STAMP): pyproject.toml hack/pyproject.toml
+$(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) >&2
 	$(PY) -m pip install -q --upgrade 'pip>=25.1' >&2
 	$(PY) -m pip install -q -e . --group dev >&2
