@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from inshape_hack.debian import ensure_commands
-from inshape_hack.paths import cache_dir
+from inshape_hack.paths import HACK_DIR, cache_dir
 from inshape_hack.polling import wait_until
 
 # Short paths: a unix socket path may not exceed 108 bytes, and containerd nests sockets
@@ -50,13 +50,24 @@ class DockerEndpoint:
 
 
 def docker_cli() -> str:
-    found = shutil.which("docker")
+    """The real docker CLI on PATH (never the kind shim, which may come first on PATH)."""
+    found = _real_docker_on_path()
     if found is None:
         ensure_commands({"docker": "docker.io"})
-        found = shutil.which("docker")
+        found = _real_docker_on_path()
     if found is None:
         raise RuntimeError("no docker CLI on PATH after installing docker.io")
     return found
+
+
+def _real_docker_on_path() -> str | None:
+    shim = os.path.realpath(HACK_DIR / "kind" / "docker-shim")
+    for folder in os.environ.get("PATH", "").split(os.pathsep):
+        candidate = os.path.join(folder, "docker")
+        is_file = os.path.isfile(candidate) and os.access(candidate, os.X_OK)
+        if is_file and os.path.realpath(candidate) != shim:
+            return candidate
+    return None
 
 
 def answers(host: str | None, timeout: float = 10.0) -> bool:

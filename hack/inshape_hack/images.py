@@ -28,7 +28,7 @@ import yaml
 
 from inshape_hack.bases import PYTHON
 from inshape_hack.docker import DockerEndpoint, ensure_docker
-from inshape_hack.paths import REPO_ROOT
+from inshape_hack.paths import HACK_DIR, REPO_ROOT
 from inshape_hack.rootfs import ensure_rootfs_image, image_exists
 
 PUBLIC_BASE = "python:3.11-slim-bookworm"
@@ -89,8 +89,9 @@ def client_major(version_output: str) -> int | None:
 
 
 def docker_clis(search_path: str) -> Iterator[str]:
-    """Every distinct `docker` executable on ``search_path`` (a PATH value), in its order."""
-    seen: set[Path] = set()
+    """Every distinct `docker` executable on ``search_path`` (a PATH value), in its order; never
+    the kind shim (hack/kind/docker-shim), which only stands in front of docker for kind."""
+    seen: set[Path] = {(HACK_DIR / "kind" / "docker-shim").resolve()}
     for entry in search_path.split(os.pathsep):
         found = shutil.which("docker", path=entry) if entry else None
         if found and Path(found).resolve() not in seen:

@@ -156,7 +156,9 @@ def prepare_node_rootfs(root: Path, kind_dir: Path) -> None:
     shutil.copytree(files, root, dirs_exist_ok=True, copy_function=shutil.copy)
     for path in [root / "kind", root / "usr/local/bin", root / "etc/systemd/system"]:
         subprocess.run(["chmod", "-R", "u+w,go+rX", str(path)], check=True)
-    subprocess.run(["chmod", "0755", *map(str, (root / "usr/local/bin").iterdir())], check=True)
+    # The module cache holds files read-only and without exec bits: restore them for scripts.
+    scripts = [*(root / "usr/local/bin").iterdir(), *(root / "kind/bin").iterdir()]
+    subprocess.run(["chmod", "0755", *map(str, scripts)], check=True)
     entrypoint = root / "usr/local/bin/entrypoint"
     entrypoint.write_text(patch_entrypoint(entrypoint.read_text()))
     containerd_config = root / "etc/containerd/config.toml"
@@ -420,7 +422,9 @@ def component_images(docker: DockerEndpoint, inputs: NodeInputs) -> list[str]:
         if component == "pause":
             continue
         if component == "coredns":
-            entry = ['ENTRYPOINT ["/coredns"]', "USER 65532:65532"]
+            # Root, as kubeadm's Deployment expects of an image without file capabilities: it
+            # adds NET_BIND_SERVICE (port 53) and drops every other capability.
+            entry = ['ENTRYPOINT ["/coredns"]']
             binary_image(docker, image, busybox, inputs.tools["coredns"], "/coredns", *entry)
         elif component == "kube-proxy":
             binary_image(
