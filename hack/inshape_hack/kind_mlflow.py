@@ -74,8 +74,13 @@ def mlflow_manifests(namespace: str, node_ip: str, image: str) -> list[Manifest]
             "--serve-artifacts",
             "--host=0.0.0.0",
             f"--port={PORT}",
-            "--workers=2",
+            "--workers=1",
             f"--allowed-hosts={hosts}",
+        ],
+        "env": [
+            {"name": "HOME", "value": "/tmp"},
+            # No job runner (seven huey consumers, ~235 MiB each): nothing here submits jobs.
+            {"name": "MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "value": "false"},
         ],
         "ports": [{"name": "http", "containerPort": PORT}],
         "readinessProbe": {"httpGet": {"path": "/health", "port": PORT}, "periodSeconds": 2},

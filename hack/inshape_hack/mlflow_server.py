@@ -48,6 +48,8 @@ class MlflowServer:
         # The dev server refuses non-localhost Host headers by default; pods use 127.0.0.x.
         env.setdefault("MLFLOW_SERVER_ALLOWED_HOSTS", "*")
         env.setdefault("MLFLOW_SERVER_CORS_ALLOWED_ORIGINS", "*")
+        # No job runner (seven huey consumers, ~235 MiB each): nothing here submits jobs.
+        env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
         self._process = ServiceProcess("mlflow", argv, self.data_dir / "mlflow.log", env)
         self._process.start()
         try:
