@@ -53,8 +53,12 @@ RUN --mount=type=tmpfs,target=/tmp --mount=type=bind,from=wheel,source=/wheels,t
     pip install --no-deps --no-index --no-cache-dir /tmp/wheels/*.whl \
  && pip check \
  && python -c "import inshape_operator.handlers, inshape_jobs.update, mlflow.pyfunc"
-# 65532: the conventional "nonroot" UID; the chart runs with readOnlyRootFilesystem and an
+# 65532: the conventional "nonroot" UID, with a passwd entry (Kopf, like getpass, asks for
+# the user's name); the chart runs with readOnlyRootFilesystem and an
 # emptyDir at /tmp.
+RUN groupadd --system --gid 65532 nonroot \
+ && useradd --system --uid 65532 --gid 65532 --home-dir /tmp --no-create-home \
+      --shell /usr/sbin/nologin nonroot
 USER 65532:65532
 WORKDIR /tmp
 CMD ["python", "-m", "inshape_operator"]

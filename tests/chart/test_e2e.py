@@ -21,9 +21,9 @@ from inshape_hack.kubectl import KubectlRunner as Kubectl
 from tests.chart import scenario
 from tests.chart.conftest import CHART, set_args
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(1200)]
 
-RECORDS = 1500
+RECORDS = 3000
 
 
 def helm(kind_env: KindEnv, *args: str, check: bool = True) -> str:
@@ -99,7 +99,7 @@ def test_helm_install_promotes_and_the_new_serving_pod_answers_through_its_servi
         "--count", str(RECORDS),
     )  # fmt: skip
 
-    uri = scenario.wait_for_promotion(kubectl, release["model"], timeout=900)
+    uri = scenario.wait_for_promotion(kubectl, release["model"], timeout=600)
     scenario.wait_for_rollout(kubectl, uri, timeout=600)
     runtimes = container_runtimes(kubectl)
     assert runtimes.get("operator") == "containerd", runtimes
