@@ -158,7 +158,9 @@ class World:
         )
 
     def replica_sets(self) -> int:
-        return len(json.loads(self.kubectl("get", "replicasets", "-o", "json"))["items"])
+        """ReplicaSets of the serving Deployment (the operator may run in the namespace too)."""
+        selector = f"app={SERVING}"
+        return len(self.kubectl.json("get", "replicasets", "-l", selector).get("items", []))
 
     def condition(self, name: str, type_: str) -> dict[str, Any]:
         for condition in self.status(name).get("conditions") or ():
