@@ -15,7 +15,7 @@ Each loop is its own policy with no champion (so the run always promotes) and th
 Deployment as target; the previous loop's policy is deleted first. The serving container is
 `python -m http.server` bound to $(POD_IP) (downward API) behind an httpGet readiness probe.
 Times are from watch events in this process. Reference, same run: the loop's floor, i.e. a bare
-Job (`python -c pass`) created -> finished, plus the Job's own stage sum, plus a bare env patch
+Job (`sleep 1`, less that second) created -> finished, plus the Job's own stage sum, plus a bare env patch
 of a second identical Deployment -> its new pod Ready.
 """
 
@@ -47,6 +47,7 @@ from inshape_jobs.streams import digits_records
 from inshape_operator.results import job_state
 
 SERVING = "serving"
+BARE_JOB_SECONDS = 1.0
 REFERENCE = "serving-ref"
 STAGES = (
     "champion",
@@ -183,7 +184,9 @@ def bare_job(name: str, image: str) -> dict[str, Any]:
                             "name": "c",
                             "image": image,
                             "imagePullPolicy": "Never",
-                            "command": ["python", "-c", "pass"],
+                            # Runs for BARE_JOB_SECONDS, so a watch sees it running on a real
+                            # runtime (a `pass` starts and ends between two status updates).
+                            "command": ["sleep", str(BARE_JOB_SECONDS)],
                         }
                     ],
                 }
@@ -296,7 +299,7 @@ def main() -> None:
                 ref_ready = watcher.wait(("ready", REFERENCE, uri), 120)
                 floor = {
                     "job_start": bare_running - begun,
-                    "bare_job": bare_done - begun,
+                    "bare_job": bare_done - begun - BARE_JOB_SECONDS,
                     "stages": stage_sum,
                     "rollout": ref_ready - begun_patch,
                 }

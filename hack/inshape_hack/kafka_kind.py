@@ -16,7 +16,12 @@ from kafka.admin import KafkaAdminClient
 from kafka.errors import KafkaError
 
 from inshape_hack.kafka_image import ensure_kafka_image
-from inshape_hack.kafka_manifests import NODE_PORT, KafkaDeployment, KafkaOnKind, manifests
+from inshape_hack.kafka_manifests import (
+    KafkaDeployment,
+    KafkaOnKind,
+    external_service,
+    manifests,
+)
 from inshape_hack.kubectl import KubectlRunner
 from inshape_hack.polling import wait_until
 
@@ -99,18 +104,35 @@ def wait_rolled_out(kubectl: KubectlRunner, kafka: KafkaDeployment, timeout: flo
     wait_until(check, timeout, f"statefulset {kafka.namespace}/{kafka.name} is Ready")
 
 
+def allocated_node_port(kubectl: KubectlRunner, kafka: KafkaDeployment) -> int:
+    """The external Service's node port: the existing one, else one Kubernetes allocates now."""
+    service = external_service(kafka)
+    existing = kubectl.json("get", "service", service["metadata"]["name"])
+    if not existing:
+        del service["spec"]["ports"][0]["nodePort"]
+        kubectl.apply([service], "--server-side", f"--field-manager={FIELD_MANAGER}")
+        existing = kubectl.json("get", "service", service["metadata"]["name"])
+    return int(existing["spec"]["ports"][0]["nodePort"])
+
+
 def deploy_kafka(
     kubectl: KubectlRunner,
     namespace: str,
     image: str,
     node_ip: str,
     *,
-    node_port: int = NODE_PORT,
+    node_port: int | None = None,
     timeout: float = READY_SECONDS,
 ) -> KafkaOnKind:
-    """Run the broker in ``namespace``; its in-cluster and host bootstrap addresses."""
-    kafka = KafkaDeployment(namespace, image, node_ip, node_port)
+    """Run the broker in ``namespace``; its in-cluster and host bootstrap addresses.
+
+    Without ``node_port`` the external Service's port is the one Kubernetes allocates (kept
+    across re-deploys), so several brokers (the demo's, the tests', a test's own) coexist.
+    """
     in_namespace = kubectl.in_namespace(namespace)
+    if node_port is None:
+        node_port = allocated_node_port(in_namespace, KafkaDeployment(namespace, image, node_ip))
+    kafka = KafkaDeployment(namespace, image, node_ip, node_port)
     in_namespace.apply(manifests(kafka), "--server-side", f"--field-manager={FIELD_MANAGER}")
     wait_rolled_out(in_namespace, kafka, timeout)
     bootstrap = kafka.bootstrap()

@@ -186,19 +186,13 @@ class Restartable:
         eventually(ready, 300, f"{self.kind} {self.name} is ready again")
 
 
-# Node ports of the tests' own brokers: apart from the shared one (kafka_manifests.NODE_PORT).
-OWN_KAFKA_NODE_PORT = 30993
-
-
 @pytest.fixture
 def own_kafka(
     kind_env: KindEnv, namespace: str, kubectl: Kubectl
 ) -> tuple[KafkaOnKind, Restartable]:
     """A broker of the test's own, in its namespace: the shared one must stay up."""
-    kafka = kafka_kind.deploy_kafka(
-        kind_env.kubectl(), namespace, kind_env.kafka_image, kind_env.node_ip,
-        node_port=OWN_KAFKA_NODE_PORT,
-    )  # fmt: skip
+    admin = kind_env.kubectl()
+    kafka = kafka_kind.deploy_kafka(admin, namespace, kind_env.kafka_image, kind_env.node_ip)
     return kafka, Restartable(kubectl, "statefulset", "kafka")
 
 
