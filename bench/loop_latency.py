@@ -15,8 +15,8 @@ Each loop is its own policy with no champion (so the run always promotes) and th
 Deployment as target; the previous loop's policy is deleted first. The serving container is
 `python -m http.server` bound to $(POD_IP) (downward API) behind an httpGet readiness probe.
 Times are from watch events in this process. Reference, same run: the loop's floor, i.e. a bare
-Job (`sleep 1`, less that second) created -> finished, plus the Job's own stage sum, plus a bare env patch
-of a second identical Deployment -> its new pod Ready.
+Job (`sleep 1`, less that second) created -> finished, plus the Job's own stage sum, plus a
+bare env patch of a second identical Deployment -> its new pod Ready.
 """
 
 from __future__ import annotations
