@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from inshape_hack.rootfs import RootfsSpec, rootfs_tar
 
@@ -46,11 +47,15 @@ JRE = RootfsSpec(
 ALL = (KIND_NODE, IPTABLES, PYTHON, JRE)
 
 
-def main() -> int:
+def prefetch() -> list[Path]:
     """Debootstrap every base into the cache, side by side (they wait on the network)."""
     with ThreadPoolExecutor(max_workers=len(ALL)) as pool:
-        for tar in pool.map(rootfs_tar, ALL):
-            print(tar)
+        return list(pool.map(rootfs_tar, ALL))
+
+
+def main() -> int:
+    for tar in prefetch():
+        print(tar)
     return 0
 
 

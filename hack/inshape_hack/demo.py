@@ -23,9 +23,9 @@ from typing import Any
 
 from inshape_hack import gotools, images, kafka_kind, kindcluster
 from inshape_hack.docker import stop_own_daemon
-from inshape_hack.kindtesting import RESTRICTED
 from inshape_hack.kubectl import KubectlRunner
 from inshape_hack.paths import REPO_ROOT
+from inshape_hack.podsecurity import ENFORCE_RESTRICTED
 from inshape_hack.polling import wait_until
 
 CLUSTER = kindcluster.DEFAULT_CLUSTER
@@ -86,7 +86,7 @@ def ensure_cluster() -> Cluster:
     admin = KubectlRunner(tooling.kubectl, cluster.kubeconfig_path)
     if not admin.json("get", "namespace", NAMESPACE):
         admin("create", "namespace", NAMESPACE)
-    admin("label", "--overwrite", "namespace", NAMESPACE, RESTRICTED)
+    admin("label", "--overwrite", "namespace", NAMESPACE, ENFORCE_RESTRICTED)
     node_ip = kindcluster.node_ip(tooling, CLUSTER)
     kafka = kafka_kind.deploy_kafka(admin, NAMESPACE, kafka_image, node_ip)
     helm = gotools.build(gotools.tool_named("helm"), quiet=True)

@@ -91,6 +91,32 @@ def answers(host: str | None, timeout: float = 10.0) -> bool:
     return done.returncode == 0
 
 
+# A node image is ~1 GiB on a slow link; where no registry answers a pull fails at once.
+PULL_SECONDS = 900.0
+
+
+def pull(docker: DockerEndpoint, image: str, cli: str | None = None) -> bool:
+    """True when ``image`` is here or could be pulled (where no registry answers, this fails
+    fast). ``cli``: a docker CLI other than the default one."""
+    argv = [cli or docker_cli()]
+    here = subprocess.run(
+        [*argv, "image", "inspect", image], env=docker.env(), capture_output=True, check=False
+    )
+    if here.returncode == 0:
+        return True
+    try:
+        done = subprocess.run(
+            [*argv, "pull", "--quiet", image],
+            env=docker.env(),
+            capture_output=True,
+            timeout=PULL_SECONDS,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return False
+    return done.returncode == 0
+
+
 def own_host() -> str:
     return f"unix://{OWN_SOCKET}"
 

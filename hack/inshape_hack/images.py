@@ -27,9 +27,9 @@ from pathlib import Path
 import yaml
 
 from inshape_hack.bases import PYTHON
-from inshape_hack.docker import DockerEndpoint, ensure_docker
+from inshape_hack.docker import DockerEndpoint, ensure_docker, pull
 from inshape_hack.paths import HACK_DIR, REPO_ROOT
-from inshape_hack.rootfs import ensure_rootfs_image, image_exists
+from inshape_hack.rootfs import ensure_rootfs_image
 
 PUBLIC_BASE = "python:3.11-slim-bookworm"
 IMAGE_REPO = "inshape"
@@ -40,7 +40,6 @@ CA_SECRET_ID = "pip_ca"
 # context), and the source trees it copies whole.
 ROOT_INPUTS = ("Dockerfile", ".dockerignore", "pyproject.toml", "README.md")
 SOURCE_DIRS = ("jobs", "operator")
-PULL_SECONDS = 600.0
 STDERR_FD = 2
 # Docker CLIs from 23.0 on build with BuildKit only through the buildx plugin; older ones
 # have it built in (DOCKER_BUILDKIT=1).
@@ -136,28 +135,10 @@ def image_id(docker: DockerEndpoint, cli: str, image: str) -> str:
     return done.stdout.strip()
 
 
-def pull(docker: DockerEndpoint, cli: str, image: str) -> bool:
-    """True when ``image`` could be pulled (where no registry answers, this fails fast)."""
-    try:
-        done = subprocess.run(
-            [cli, "pull", "--quiet", image],
-            env=docker.env(),
-            capture_output=True,
-            timeout=PULL_SECONDS,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        return False
-    return done.returncode == 0
-
-
 def base_image(docker: DockerEndpoint, cli: str) -> str:
     """The public Python base where it is here or can be pulled, else the Debian-built one."""
     started = time.monotonic()
-    if image_exists(docker, PUBLIC_BASE) or pull(docker, cli, PUBLIC_BASE):
-        base = PUBLIC_BASE
-    else:
-        base = ensure_rootfs_image(docker, PYTHON)
+    base = PUBLIC_BASE if pull(docker, PUBLIC_BASE, cli) else ensure_rootfs_image(docker, PYTHON)
     _log(f"base {base}", started)
     return base
 

@@ -12,19 +12,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from inshape_hack.kubectl import KubectlRunner
+from inshape_hack.podsecurity import NONROOT_UID, RESTRICTED_CONTAINER
 from inshape_hack.polling import wait_until
 
 Manifest = dict[str, Any]
 NAME = "mlflow"
 PORT = 5000
 READY_SECONDS = 300.0
-
-RESTRICTED_CONTAINER: Manifest = {
-    "runAsNonRoot": True,
-    "allowPrivilegeEscalation": False,
-    "capabilities": {"drop": ["ALL"]},
-    "seccompProfile": {"type": "RuntimeDefault"},
-}
 
 
 @dataclass(frozen=True)
@@ -84,7 +78,7 @@ def mlflow_manifests(namespace: str, node_ip: str, image: str) -> list[Manifest]
         ],
         "ports": [{"name": "http", "containerPort": PORT}],
         "readinessProbe": {"httpGet": {"path": "/health", "port": PORT}, "periodSeconds": 2},
-        "securityContext": {**RESTRICTED_CONTAINER, "readOnlyRootFilesystem": True},
+        "securityContext": RESTRICTED_CONTAINER,
         "volumeMounts": [
             {"name": "data", "mountPath": "/data"},
             {"name": "tmp", "mountPath": "/tmp"},
@@ -103,7 +97,11 @@ def mlflow_manifests(namespace: str, node_ip: str, image: str) -> list[Manifest]
                 "metadata": {"labels": labels},
                 "spec": {
                     "automountServiceAccountToken": False,
-                    "securityContext": {"fsGroup": 65532, "runAsUser": 65532, "runAsGroup": 65532},
+                    "securityContext": {
+                        "fsGroup": NONROOT_UID,
+                        "runAsUser": NONROOT_UID,
+                        "runAsGroup": NONROOT_UID,
+                    },
                     "containers": [container],
                     "volumes": [
                         {"name": "data", "persistentVolumeClaim": {"claimName": NAME}},

@@ -23,7 +23,7 @@ import yaml
 from pytest_kind import KindCluster
 
 from inshape_hack import gotools, nodeimage, rootfs
-from inshape_hack.docker import DockerEndpoint, docker_cli, ensure_docker
+from inshape_hack.docker import DockerEndpoint, docker_cli, ensure_docker, pull
 from inshape_hack.paths import REPO_ROOT, cache_dir, run_dir
 
 # The published node image for the kind release we pin, used where a registry answers. Any
@@ -31,7 +31,6 @@ from inshape_hack.paths import REPO_ROOT, cache_dir, run_dir
 PUBLISHED_NODE_IMAGE = "kindest/node:v1.34.3"
 KIND_CONFIG = REPO_ROOT / "kind-config.yaml"
 DEFAULT_CLUSTER = "inshape"
-PULL_SECONDS = 120
 
 
 @dataclass(frozen=True)
@@ -92,28 +91,8 @@ def docker_path_dir(shimmed: bool) -> Path:
     return folder
 
 
-def try_pull(docker: DockerEndpoint, image: str) -> bool:
-    if (
-        subprocess.run(
-            [docker_cli(), "image", "inspect", image],
-            env=docker.env(),
-            capture_output=True,
-            check=False,
-        ).returncode
-        == 0
-    ):
-        return True
-    try:
-        done = subprocess.run(
-            [docker_cli(), "pull", image],
-            env=docker.env(),
-            capture_output=True,
-            timeout=PULL_SECONDS,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        return False
-    return done.returncode == 0
+def published_node_image() -> str:
+    return os.environ.get("INSHAPE_KIND_NODE_IMAGE", PUBLISHED_NODE_IMAGE)
 
 
 def prepare_kind(with_node_image: bool = True) -> KindTooling:
@@ -123,8 +102,8 @@ def prepare_kind(with_node_image: bool = True) -> KindTooling:
     docker = ensure_docker()
     kind = gotools.build(gotools.tool_named("kind"), quiet=True)
     kubectl = gotools.build(gotools.tool_named("kubectl"), quiet=True)
-    wanted = os.environ.get("INSHAPE_KIND_NODE_IMAGE", PUBLISHED_NODE_IMAGE)
-    pulled = with_node_image and try_pull(docker, wanted)
+    wanted = published_node_image()
+    pulled = with_node_image and pull(docker, wanted)
     probe = wanted if pulled else nodeimage.busybox_base(docker)
     shimmed = privileged_refused(docker, probe)
     path_dir = docker_path_dir(shimmed)

@@ -14,6 +14,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -21,16 +22,16 @@ from pathlib import Path
 
 import pytest
 
-from inshape_hack import gotools, images, kafka_kind, kindcluster
-from inshape_hack.docker import DockerEndpoint, docker_cli
+from inshape_hack import bases, gotools, images, kafka_kind, kindcluster
+from inshape_hack.docker import DockerEndpoint, docker_cli, ensure_docker, pull
 from inshape_hack.kind_mlflow import deploy_mlflow
 from inshape_hack.kubectl import KubectlRunner
 from inshape_hack.paths import REPO_ROOT
+from inshape_hack.podsecurity import ENFORCE_RESTRICTED, RESTRICTED_CONTAINER
 from inshape_hack.polling import wait_until
 from inshape_operator import crd
 
 INFRA_NAMESPACE = "inshape-infra"
-RESTRICTED = "pod-security.kubernetes.io/enforce=restricted"
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,7 @@ class KindEnv:
 def create_namespace(admin: KubectlRunner, name: str) -> None:
     """A namespace that enforces Pod Security `restricted`, with its default ServiceAccount."""
     admin("create", "namespace", name)
-    admin("label", "namespace", name, RESTRICTED)
+    admin("label", "namespace", name, ENFORCE_RESTRICTED)
     wait_until(
         lambda: "default" in admin("get", "serviceaccount", "-n", name, "-o", "name", check=False),
         timeout=60,
@@ -184,16 +185,6 @@ def apply_policy_crd(admin: KubectlRunner) -> None:
     apply_established(admin, REPO_ROOT / crd.MANIFEST, [crd.NAME])
 
 
-RESTRICTED_CONTAINER: dict[str, object] = {
-    "runAsNonRoot": True,
-    "runAsUser": 65532,
-    "allowPrivilegeEscalation": False,
-    "readOnlyRootFilesystem": True,
-    "capabilities": {"drop": ["ALL"]},
-    "seccompProfile": {"type": "RuntimeDefault"},
-}
-
-
 def run_pod(
     kubectl: KubectlRunner,
     name: str,
@@ -278,9 +269,17 @@ def prepare() -> dict[str, float]:
     """
     timings: dict[str, float] = {}
     started = time.monotonic()
-    for tool in gotools.ALL_TOOLS:
-        gotools.build(tool, quiet=True)
-    timings["go_tools"] = time.monotonic() - started
+    # Where the published node image cannot be pulled, everything is built here: then the
+    # Debian bases (network-bound debootstraps) download while Go compiles.
+    offline = not pull(ensure_docker(), kindcluster.published_node_image())
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        debootstraps = pool.submit(bases.prefetch) if offline else None
+        for tool in gotools.ALL_TOOLS:
+            gotools.build(tool, quiet=True)
+        timings["go_tools"] = time.monotonic() - started
+        if debootstraps is not None:
+            debootstraps.result()
+    timings["go_tools_and_debian_bases"] = time.monotonic() - started
     started = time.monotonic()
     tooling = kindcluster.prepare_kind()
     timings["node_image"] = time.monotonic() - started

@@ -22,6 +22,7 @@ import yaml
 
 from inshape_hack.kindtesting import KindEnv, apply_policy_crd, eventually
 from inshape_hack.kubectl import KubectlRunner as Kubectl
+from inshape_hack.podsecurity import RESTRICTED_CONTAINER
 from inshape_jobs.spec import Policy, parse_policy
 from tests.integration.helpers import deep_merge, fill
 
@@ -174,16 +175,6 @@ class World:
         except BaseException:
             print(self.operator.output())
             raise
-
-
-RESTRICTED_CONTAINER = {
-    "runAsNonRoot": True,
-    "runAsUser": 65532,
-    "allowPrivilegeEscalation": False,
-    "readOnlyRootFilesystem": True,
-    "capabilities": {"drop": ["ALL"]},
-    "seccompProfile": {"type": "RuntimeDefault"},
-}
 
 
 def serving_manifest(name: str, namespace: str, image: str) -> dict[str, Any]:
