@@ -78,14 +78,13 @@ def answers(host: str | None, timeout: float = 10.0) -> bool:
     env.pop("DOCKER_HOST", None)
     if host:
         env["DOCKER_HOST"] = host
+    return _succeeds([docker_cli(), "info", "--format", "{{.ServerVersion}}"], env, timeout)
+
+
+def _succeeds(argv: list[str], env: dict[str, str], timeout: float | None = None) -> bool:
+    """The command exits 0 within ``timeout`` (a command that hangs counts as failed)."""
     try:
-        done = subprocess.run(
-            [docker_cli(), "info", "--format", "{{.ServerVersion}}"],
-            env=env,
-            capture_output=True,
-            timeout=timeout,
-            check=False,
-        )
+        done = subprocess.run(argv, env=env, capture_output=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
         return False
     return done.returncode == 0
@@ -98,23 +97,11 @@ PULL_SECONDS = 900.0
 def pull(docker: DockerEndpoint, image: str, cli: str | None = None) -> bool:
     """True when ``image`` is here or could be pulled (where no registry answers, this fails
     fast). ``cli``: a docker CLI other than the default one."""
-    argv = [cli or docker_cli()]
-    here = subprocess.run(
-        [*argv, "image", "inspect", image], env=docker.env(), capture_output=True, check=False
-    )
-    if here.returncode == 0:
+    binary = cli or docker_cli()
+    env = docker.env()
+    if _succeeds([binary, "image", "inspect", image], env):
         return True
-    try:
-        done = subprocess.run(
-            [*argv, "pull", "--quiet", image],
-            env=docker.env(),
-            capture_output=True,
-            timeout=PULL_SECONDS,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        return False
-    return done.returncode == 0
+    return _succeeds([binary, "pull", "--quiet", image], env, PULL_SECONDS)
 
 
 def own_host() -> str:
