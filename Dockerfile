@@ -32,6 +32,7 @@ RUN --mount=type=secret,id=pip_ca --mount=type=cache,target=/root/.cache/pip \
 # --- wheel: the product wheel (inshape_jobs, inshape_operator) -----------------------------
 FROM deps AS wheel
 COPY README.md ./
+COPY api/ api/
 COPY jobs/ jobs/
 COPY operator/ operator/
 RUN --mount=type=secret,id=pip_ca --mount=type=cache,target=/root/.cache/pip \

@@ -72,13 +72,13 @@ test-e2e: images ## End-to-end tests on a kind cluster the session creates and d
 	$(PYTEST) tests -m e2e
 
 lint: $(STAMP) ## ruff (lint + format check) and mypy (strict)
-	$(VENV)/bin/ruff check jobs operator hack tests bench
-	$(VENV)/bin/ruff format --check jobs operator hack tests bench
-	$(VENV)/bin/mypy jobs operator hack bench
+	$(VENV)/bin/ruff check api jobs operator hack tests bench
+	$(VENV)/bin/ruff format --check api jobs operator hack tests bench
+	$(VENV)/bin/mypy api jobs operator hack bench
 
 format: $(STAMP) ## Apply ruff's fixes and formatting
-	$(VENV)/bin/ruff check --fix jobs operator hack tests bench
-	$(VENV)/bin/ruff format jobs operator hack tests bench
+	$(VENV)/bin/ruff check --fix api jobs operator hack tests bench
+	$(VENV)/bin/ruff format api jobs operator hack tests bench
 
 bench: setup ## Benchmarks: one JSON object per line (ours, the reference's, ratio)
 	$(PY) -m bench.drain_throughput

@@ -21,10 +21,10 @@ from sklearn.base import BaseEstimator
 from sklearn.linear_model import SGDClassifier
 
 from bench.common import emit
+from inshape_api.spec import EvaluationSpec
 from inshape_jobs.estimators import IncrementalCandidate
 from inshape_jobs.evaluate import score
 from inshape_jobs.gate import GateInput, decide
-from inshape_jobs.spec import EvaluationSpec
 from inshape_jobs.split import holdout_mask
 from inshape_jobs.streams import RotatingHyperplane
 

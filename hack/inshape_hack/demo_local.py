@@ -16,10 +16,10 @@ import sys
 import time
 from typing import Any
 
+from inshape_api.spec import dumps_policy, parse_policy
 from inshape_hack.kafka import KafkaBroker
 from inshape_hack.mlflow_server import MlflowServer
 from inshape_hack.paths import run_dir
-from inshape_jobs.spec import dumps_policy, parse_policy
 from inshape_jobs.streams import hyperplane_features
 
 FEATURES = 10

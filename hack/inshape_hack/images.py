@@ -2,7 +2,7 @@
 
 ``ensure_project_image(docker)`` returns ``inshape:<chart appVersion>``. The image carries a
 label with the hash of what goes into it (Dockerfile, .dockerignore, pyproject.toml, README,
-the sources of jobs/ and operator/, the base image's id), so a second call with nothing
+the sources of api/, jobs/ and operator/, the base image's id), so a second call with nothing
 changed is a lookup. The base is the public ``python:3.11-slim-bookworm`` where it is present
 or can be pulled, else a Debian bookworm Python made from Debian's packages (bases.PYTHON).
 Where the host's pip trusts a custom CA bundle, the build gets it as a BuildKit secret: it is
@@ -39,7 +39,7 @@ CA_SECRET_ID = "pip_ca"
 # Files at the root that the Dockerfile copies or reads (with .dockerignore, which decides the
 # context), and the source trees it copies whole.
 ROOT_INPUTS = ("Dockerfile", ".dockerignore", "pyproject.toml", "README.md")
-SOURCE_DIRS = ("jobs", "operator")
+SOURCE_DIRS = ("api", "jobs", "operator")
 STDERR_FD = 2
 # Docker CLIs from 23.0 on build with BuildKit only through the buildx plugin; older ones
 # have it built in (DOCKER_BUILDKIT=1).

@@ -9,8 +9,8 @@ import sys
 import uuid
 from collections.abc import Sequence
 
-from inshape_jobs.contract import EXIT_RUN_FAILED, EXIT_SPEC_ERROR
-from inshape_jobs.spec import SpecError, load_policy
+from inshape_api.names import EXIT_RUN_FAILED, EXIT_SPEC_ERROR
+from inshape_api.spec import SpecError, load_policy
 
 # MLflow's client retries a refused connection for minutes by default; a Job should fail
 # fast instead (nothing is committed, and the Job's own retry or the next run takes over).

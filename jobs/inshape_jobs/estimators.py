@@ -10,7 +10,7 @@ import numpy as np
 import numpy.typing as npt
 from sklearn.base import BaseEstimator, is_classifier
 
-from inshape_jobs.spec import ModelSpec, SpecError
+from inshape_api.spec import ModelSpec, SpecError
 
 
 def estimator_class(path: str) -> type[BaseEstimator]:

@@ -13,8 +13,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 from scipy.stats import binomtest
 
+from inshape_api.spec import EvaluationSpec
 from inshape_jobs.evaluate import Score, direction
-from inshape_jobs.spec import EvaluationSpec
 
 BOOTSTRAP_RESAMPLES = 2000
 BOOTSTRAP_BATCH = 100

@@ -23,7 +23,7 @@ from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 from sklearn.base import BaseEstimator
 
-from inshape_jobs.contract import CHAMPION_ALIAS, OUTCOME_TAG, RUN_KEY_TAG
+from inshape_api.names import CHAMPION_ALIAS, OUTCOME_TAG, RUN_KEY_TAG
 
 log = logging.getLogger(__name__)
 

@@ -22,8 +22,9 @@ import numpy.typing as npt
 import pandas as pd
 from sklearn.base import BaseEstimator
 
+from inshape_api.names import POLICY_TAG
+from inshape_api.spec import Policy, SpecError, to_dict
 from inshape_jobs import gate as gating
-from inshape_jobs.contract import POLICY_TAG
 from inshape_jobs.drain import Snapshot
 from inshape_jobs.estimators import (
     IncrementalCandidate,
@@ -41,7 +42,6 @@ from inshape_jobs.records import (
     RecordSchema,
     drop_unknown_labels,
 )
-from inshape_jobs.spec import Policy, SpecError, to_dict
 from inshape_jobs.split import effective_holdout_fraction, holdout_mask
 from inshape_jobs.stats import SampleStats, drift_scores, summarize_drift
 from inshape_jobs.tracking import (

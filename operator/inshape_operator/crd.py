@@ -1,4 +1,4 @@
-"""The ModelUpdatePolicy CRD, generated from the spec's dataclasses (inshape_jobs.spec).
+"""The ModelUpdatePolicy CRD, generated from the spec's dataclasses (inshape_api.spec).
 
 Types, descriptions, defaults, enums and bounds come from the dataclasses and their field
 metadata; the cross-field rules of `_check_cross_fields` are stated again as CEL
@@ -21,7 +21,7 @@ from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 import yaml
 
-from inshape_jobs.spec import (
+from inshape_api.spec import (
     API_GROUP,
     API_VERSION,
     KIND,

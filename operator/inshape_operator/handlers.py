@@ -18,7 +18,7 @@ from typing import Any, cast
 
 import kopf
 
-from inshape_jobs.spec import API_GROUP, API_VERSION
+from inshape_api.spec import API_GROUP, API_VERSION
 from inshape_operator import config, job_builder, metrics, results
 from inshape_operator.kube import PLURAL, Kube, load_config
 from inshape_operator.lag import LagReader

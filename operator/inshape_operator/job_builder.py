@@ -15,8 +15,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from inshape_jobs.contract import EXIT_SPEC_ERROR
-from inshape_jobs.spec import API_GROUP, API_VERSION, KIND, POLICY_ENV, JobSpec
+from inshape_api.names import EXIT_SPEC_ERROR
+from inshape_api.spec import API_GROUP, API_VERSION, KIND, POLICY_ENV, JobSpec
 from inshape_operator.results import CONTAINER
 
 NAME_MAX = 63
@@ -99,7 +99,7 @@ def labels(policy_name: str, uid: str, sequence: int) -> dict[str, str]:
 
 
 def policy_document(name: str, namespace: str, spec: Mapping[str, Any]) -> str:
-    """What $INSHAPE_POLICY holds: the policy as `inshape_jobs.spec.load_policy` reads it."""
+    """What $INSHAPE_POLICY holds: the policy as `inshape_api.spec.load_policy` reads it."""
     return json.dumps(
         {
             "apiVersion": f"{API_GROUP}/{API_VERSION}",

@@ -16,7 +16,7 @@ from typing import Any, cast
 import kubernetes
 from kubernetes.client.exceptions import ApiException
 
-from inshape_jobs.spec import API_GROUP, API_VERSION
+from inshape_api.spec import API_GROUP, API_VERSION
 from inshape_operator import strimzi
 
 PLURAL = "modelupdatepolicies"

@@ -15,7 +15,7 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any, cast
 
-from inshape_jobs.contract import CHAMPION_ALIAS, OUTCOME_TAG, RUN_KEY_TAG
+from inshape_api.names import CHAMPION_ALIAS, OUTCOME_TAG, RUN_KEY_TAG
 
 _TIMEOUT = 10.0
 _NOT_FOUND = 404

@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from inshape_jobs.spec import API_GROUP, Policy, SpecError, parse_policy
+from inshape_api.spec import API_GROUP, Policy, SpecError, parse_policy
 from inshape_operator import job_builder, metrics, results, rollout, status, strimzi, triggers
 from inshape_operator.conditions import parse_time
 from inshape_operator.config import OperatorConfig

@@ -16,7 +16,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from inshape_jobs.spec import DNS_LABEL
+from inshape_api.spec import DNS_LABEL
 
 JSONPatch = list[dict[str, Any]]
 

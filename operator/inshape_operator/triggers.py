@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from inshape_jobs.spec import TriggerSpec
+from inshape_api.spec import TriggerSpec
 from inshape_operator import cron
 
 TriggerName = Literal["Lag", "Schedule", "MaxInterval"]

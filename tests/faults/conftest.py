@@ -29,13 +29,13 @@ from kafka.structs import TopicPartition
 from mlflow.entities import ViewType
 from mlflow.tracking import MlflowClient
 
+from inshape_api.names import OUTCOME_TAG, RUN_KEY_TAG
+from inshape_api.spec import Policy
 from inshape_hack import kafka_kind, kind_mlflow
 from inshape_hack.kafka_kind import KafkaOnKind
 from inshape_hack.kindtesting import KindEnv, eventually
 from inshape_hack.kubectl import KubectlRunner as Kubectl
-from inshape_jobs.contract import OUTCOME_TAG, RUN_KEY_TAG
 from inshape_jobs.produce import encoded
-from inshape_jobs.spec import Policy
 from inshape_jobs.streams import MALFORMED_KINDS, digits_records, malformed_record
 from inshape_jobs.topics import ensure_topic
 from tests.chart.conftest import render_text

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+from inshape_api.names import RUN_KEY_TAG
 from inshape_hack.kafka_kind import KafkaOnKind
-from inshape_jobs.contract import RUN_KEY_TAG
 from inshape_operator.results import job_state
 from tests.faults.conftest import (
     FaultWorld,

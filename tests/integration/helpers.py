@@ -10,9 +10,9 @@ import yaml
 from kafka.admin import KafkaAdminClient
 from kafka.structs import TopicPartition
 
+from inshape_api.spec import Policy, parse_policy
 from inshape_jobs.drain import TopicReader
 from inshape_jobs.produce import encoded, produce
-from inshape_jobs.spec import Policy, parse_policy
 from inshape_jobs.streams import digits_records
 from inshape_jobs.tracking import Tracker
 from inshape_jobs.update import RunOptions, run_update

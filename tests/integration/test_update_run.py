@@ -14,11 +14,11 @@ import yaml
 from kafka.consumer import KafkaConsumer
 from kafka.structs import TopicPartition
 
+from inshape_api.names import RUN_KEY_TAG
+from inshape_api.spec import dumps_policy
 from inshape_hack.kafka import KafkaBroker
 from inshape_hack.mlflow_server import MlflowServer
-from inshape_jobs.contract import RUN_KEY_TAG
 from inshape_jobs.drain import TopicReader
-from inshape_jobs.spec import dumps_policy
 from inshape_jobs.streams import MALFORMED_KINDS
 from inshape_jobs.tracking import Tracker
 from tests.integration.helpers import committed, digits_policy, fill, run, tracker

@@ -20,10 +20,10 @@ from typing import Any, Protocol, TypeVar
 import pytest
 import yaml
 
+from inshape_api.spec import Policy, parse_policy
 from inshape_hack.kindtesting import KindEnv, apply_policy_crd, eventually
 from inshape_hack.kubectl import KubectlRunner as Kubectl
 from inshape_hack.podsecurity import RESTRICTED_CONTAINER
-from inshape_jobs.spec import Policy, parse_policy
 from tests.integration.helpers import deep_merge, fill
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -7,7 +7,7 @@ import time
 import pytest
 from mlflow.tracking import MlflowClient
 
-from inshape_jobs.contract import CHAMPION_ALIAS
+from inshape_api.names import CHAMPION_ALIAS
 from inshape_operator.results import job_state
 from tests.operator.conftest import INITIAL_URI, World
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LinearRegression, LogisticRegression, SGDClassifier, SGDRegressor
 
+from inshape_api.spec import ModelSpec, SpecError, Strategy, WindowSpec
 from inshape_jobs.estimators import (
     IncrementalCandidate,
     WindowCandidate,
@@ -15,7 +16,6 @@ from inshape_jobs.estimators import (
     estimator_class,
     is_classification,
 )
-from inshape_jobs.spec import ModelSpec, SpecError, Strategy, WindowSpec
 
 
 def model_spec(estimator: str, strategy: Strategy = "incremental", **params: Any) -> ModelSpec:

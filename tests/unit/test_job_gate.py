@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from inshape_api.spec import EvaluationSpec
 from inshape_jobs.evaluate import Score
 from inshape_jobs.gate import (
     RULES,
@@ -25,7 +26,6 @@ from inshape_jobs.gate import (
     paired_bootstrap_p,
     significant,
 )
-from inshape_jobs.spec import EvaluationSpec
 
 N = 200
 

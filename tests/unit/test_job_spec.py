@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from inshape_jobs.spec import (
+from inshape_api.spec import (
     POLICY_ENV,
     Policy,
     SpecError,

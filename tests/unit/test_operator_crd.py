@@ -13,8 +13,8 @@ from typing import Any, Literal, get_args, get_origin, get_type_hints
 import pytest
 import yaml
 
-from inshape_jobs import spec as spec_module
-from inshape_jobs.spec import PolicySpec, SpecError, parse_spec
+from inshape_api import spec as spec_module
+from inshape_api.spec import PolicySpec, SpecError, parse_spec
 from inshape_operator import crd
 from inshape_operator.conditions import Condition, set_condition
 from inshape_operator.results import parse_result

@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from inshape_jobs.spec import load_policy, parse_policy
+from inshape_api.spec import load_policy, parse_policy
 from inshape_operator.job_builder import (
     JobRequest,
     build_job,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from inshape_jobs.contract import OUTCOME_TAG
+from inshape_api.names import OUTCOME_TAG
 from inshape_operator.lag import pending
 from inshape_operator.mlflow_check import verify
 

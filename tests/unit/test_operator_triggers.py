@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from inshape_jobs.spec import TriggerSpec
+from inshape_api.spec import TriggerSpec
 from inshape_operator import cron
 from inshape_operator.triggers import (
     Decision,
