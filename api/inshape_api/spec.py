@@ -19,9 +19,7 @@ from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 import yaml
 
-API_GROUP = "inshape.dev"
-API_VERSION = "v1alpha1"
-KIND = "ModelUpdatePolicy"
+from inshape_api.names import API_GROUP, API_VERSION, KIND, POLICY_ENV
 
 Strategy = Literal["incremental", "retrain"]
 Metric = Literal["accuracy", "f1_macro", "roc_auc", "rmse", "mae", "r2"]
@@ -370,9 +368,6 @@ def parse_policy(document: Any) -> Policy:
     if "spec" not in document:
         raise SpecError("spec", "is required")
     return Policy(name=name, namespace=namespace, spec=parse_spec(document["spec"]))
-
-
-POLICY_ENV = "INSHAPE_POLICY"
 
 
 def load_policy(path: str | None = None, environ: dict[str, str] | None = None) -> Policy:

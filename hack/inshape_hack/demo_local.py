@@ -8,7 +8,6 @@ Usage: python -m inshape_hack.demo_local [--cycles N] [--batch N] [--keep]
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import subprocess
@@ -16,6 +15,8 @@ import sys
 import time
 from typing import Any
 
+from inshape_api.names import POLICY_ENV, RUN_KEY_ENV
+from inshape_api.result import RunResult, decode
 from inshape_api.spec import dumps_policy, parse_policy
 from inshape_hack.kafka import KafkaBroker
 from inshape_hack.mlflow_server import MlflowServer
@@ -89,8 +90,8 @@ def stream(bootstrap: str, count: int, seed: int, bad_fraction: float) -> None:
     )
 
 
-def update(policy_json: str, run_key: str) -> dict[str, Any]:
-    env = {**os.environ, "INSHAPE_POLICY": policy_json, "INSHAPE_RUN_KEY": run_key}
+def update(policy_json: str, run_key: str) -> RunResult:
+    env = {**os.environ, POLICY_ENV: policy_json, RUN_KEY_ENV: run_key}
     proc = subprocess.run(
         [sys.executable, "-m", "inshape_jobs", "update"],
         env=env,
@@ -100,20 +101,18 @@ def update(policy_json: str, run_key: str) -> dict[str, Any]:
     )
     if proc.returncode != 0:
         raise RuntimeError(f"update {run_key} failed:\n{proc.stderr[-2000:]}")
-    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
-    return result
+    return decode(proc.stdout)
 
 
-def row(cycle: int, result: dict[str, Any], champion: str) -> str:
+def row(cycle: int, result: RunResult, champion: str) -> str:
     def fmt(value: float | None) -> str:
         return "-" if value is None else f"{value:.4f}"
 
-    records = result.get("records", {})
     return (
-        f"{cycle:>5}  {result['outcome']:<9} {champion:>8}  {fmt(result.get('candidateScore'))}"
-        f"  {fmt(result.get('championScore'))}  {records.get('read', 0):>6}"
-        f"  {records.get('rejected', 0):>5}  {result.get('durationSeconds', 0):>6.1f}s"
-        f"  {', '.join(result.get('reasons', [])) or _short(result.get('message', ''))}"
+        f"{cycle:>5}  {result.outcome:<9} {champion:>8}  {fmt(result.candidateScore)}"
+        f"  {fmt(result.championScore)}  {result.records.read:>6}"
+        f"  {result.records.rejected:>5}  {result.durationSeconds or 0:>6.1f}s"
+        f"  {', '.join(result.reasons) or _short(result.message)}"
     )
 
 
@@ -149,9 +148,9 @@ def main() -> int:
         for cycle in range(1, opts.cycles + 1):
             stream(broker.bootstrap_servers, opts.batch, seed=cycle, bad_fraction=opts.bad_fraction)
             result = update(policy_json, run_key=f"demo-{cycle}")
-            if result["outcome"] == "Promoted":
-                champion = f"v{result['modelVersion']}"
-            outcomes[result["outcome"]] = outcomes.get(result["outcome"], 0) + 1
+            if result.outcome == "Promoted":
+                champion = f"v{result.modelVersion}"
+            outcomes[result.outcome] = outcomes.get(result.outcome, 0) + 1
             print(row(cycle, result, champion), flush=True)
         print(
             f"\n{opts.cycles} cycles: "

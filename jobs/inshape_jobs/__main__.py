@@ -9,7 +9,7 @@ import sys
 import uuid
 from collections.abc import Sequence
 
-from inshape_api.names import EXIT_RUN_FAILED, EXIT_SPEC_ERROR
+from inshape_api.names import EXIT_RUN_FAILED, EXIT_SPEC_ERROR, RUN_KEY_ENV, TERMINATION_LOG_ENV
 from inshape_api.spec import SpecError, load_policy
 
 # MLflow's client retries a refused connection for minutes by default; a Job should fail
@@ -27,6 +27,7 @@ def _update(args: argparse.Namespace) -> int:
         os.environ.setdefault(name, value)  # before mlflow reads its environment
     from mlflow.exceptions import MlflowException
 
+    from inshape_api.result import failed as failed_result
     from inshape_jobs.drain import DeadLetters, DrainError, TopicReader
     from inshape_jobs.result import emit
     from inshape_jobs.tracking import Tracker
@@ -40,7 +41,7 @@ def _update(args: argparse.Namespace) -> int:
             "spec.source.kafka.bootstrapServers",
             "not set; the operator resolves strimziCluster and passes --bootstrap-servers",
         )
-    run_key = args.run_key or os.environ.get("INSHAPE_RUN_KEY")
+    run_key = args.run_key or os.environ.get(RUN_KEY_ENV)
     if not run_key:
         run_key = uuid.uuid4().hex
         logging.warning("No run key given: a retry of this run would not be recognised")
@@ -50,15 +51,7 @@ def _update(args: argparse.Namespace) -> int:
         """A run that could not finish: say why, in the result the operator reads; nothing
         was committed, so the records wait for the next run."""
         logging.error("Update run failed (%s): %s", reason, exc)
-        emit(
-            {
-                "outcome": "Failed",
-                "reasons": [reason],
-                "message": str(exc)[:1000],
-                "runKey": run_key,
-            },
-            args.termination_log,
-        )
+        emit(failed_result(reason, str(exc), run_key=run_key), args.termination_log)
         return EXIT_RUN_FAILED
 
     try:
@@ -114,12 +107,9 @@ def _produce(args: argparse.Namespace) -> int:
 
 
 def termination_log_default() -> str | None:
-    """Where the result goes besides stdout. The Job sets INSHAPE_TERMINATION_LOG to its
-    terminationMessagePath; the local kubelet, which runs pods as plain processes, offers a
-    per-container file in INSHAPE_TERMINATION_MESSAGE_PATH instead, which then wins."""
-    return os.environ.get("INSHAPE_TERMINATION_MESSAGE_PATH") or os.environ.get(
-        "INSHAPE_TERMINATION_LOG"
-    )
+    """Where the result goes besides stdout: the Job sets $INSHAPE_TERMINATION_LOG to its
+    terminationMessagePath."""
+    return os.environ.get(TERMINATION_LOG_ENV)
 
 
 def parser() -> argparse.ArgumentParser:

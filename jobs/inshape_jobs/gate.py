@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from scipy.stats import binomtest
 
+from inshape_api.result import Outcome
 from inshape_api.spec import EvaluationSpec
 from inshape_jobs.evaluate import Score, direction
 
@@ -51,7 +52,7 @@ class Decision:
     p_value: float | None
 
     @property
-    def outcome(self) -> str:
+    def outcome(self) -> Outcome:
         return "Promoted" if self.promote else "Rejected"
 
     @property

@@ -1,34 +1,15 @@
-"""The run's one-line JSON result: printed last, and written to the termination message."""
+"""Reporting the run's result: printed as the last line, written to the termination message."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
-# Kubernetes keeps at most 4096 bytes of a termination message.
-TERMINATION_MESSAGE_LIMIT = 4096
-OMITTABLE = ("offsets", "rejectedByReason", "stages", "message")
+from inshape_api.result import RunResult
 
 
-def encode(result: dict[str, Any]) -> str:
-    return json.dumps(result, separators=(",", ":"), sort_keys=True)
-
-
-def compact(result: dict[str, Any], limit: int = TERMINATION_MESSAGE_LIMIT) -> str:
-    """The result as JSON within limit bytes, dropping detail (still in the log) if needed."""
-    trimmed = dict(result)
-    text = encode(trimmed)
-    for key in OMITTABLE:
-        if len(text.encode()) <= limit:
-            break
-        trimmed.pop(key, None)
-        trimmed["truncated"] = True
-        text = encode(trimmed)
-    return text
-
-
-def emit(result: dict[str, Any], termination_path: str | None) -> None:
-    print(encode(result), flush=True)
+def emit(result: RunResult, termination_path: str | None) -> None:
+    """Print the whole result; write it, shortened to Kubernetes' limit if need be, to
+    `termination_path` (the container's terminationMessagePath) for the operator."""
+    print(result.encode(), flush=True)
     if termination_path:
-        Path(termination_path).write_text(compact(result))
+        Path(termination_path).write_text(result.compact())

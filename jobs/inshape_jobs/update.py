@@ -14,7 +14,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -23,7 +23,9 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 
 from inshape_api.names import POLICY_TAG
+from inshape_api.result import Outcome, RecordCounts, RunResult
 from inshape_api.spec import Policy, SpecError, to_dict
+from inshape_api.wire import from_wire, to_wire
 from inshape_jobs import gate as gating
 from inshape_jobs.drain import Snapshot
 from inshape_jobs.estimators import (
@@ -240,7 +242,7 @@ def build_record(
     candidate: Score | None,
     baseline: Score | None,
     decision: gating.Decision | None,
-    result: dict[str, Any],
+    result: RunResult,
 ) -> RunRecord:
     """Everything the MLflow run holds, from the run's outcome (pure)."""
     spec = policy.spec
@@ -255,7 +257,7 @@ def build_record(
         "records_holdout": len(drained.holdout_y),
         **{f"rejected_{reason}": n for reason, n in drained.rejects.items()},
         **summarize_drift(drift),
-        **{f"duration_{k}_s": v for k, v in result["stages"].items()},
+        **{f"duration_{k}_s": v for k, v in result.stages.items()},
     }
     if candidate is not None:
         metrics[f"candidate_{metric}"] = candidate.value
@@ -286,7 +288,7 @@ def build_record(
             "consumerGroup": snapshot.group,
             "partitions": ranges,
         },
-        RESULT_ARTIFACT: result,
+        RESULT_ARTIFACT: to_wire(result),
     }
     if decision is not None:
         documents["decision.json"] = {
@@ -306,7 +308,7 @@ def build_record(
             y_pred=predicted,
             classification=is_classification(drained.model),
             drift=drift,
-            outcome=result["outcome"],
+            outcome=result.outcome,
         )
     signature_input = signature_output = None
     if drained.model is not None and len(drained.holdout_y):
@@ -323,13 +325,13 @@ def build_record(
             "source.topic": kafka.topic,
             "source.consumerGroup": snapshot.group,
             "champion_version": champion.version if champion else "none",
-            "holdout_fraction_effective": result["holdoutFraction"],
+            "holdout_fraction_effective": result.holdoutFraction,
             "chunk_records": options.chunk_records,
         },
         metrics=metrics,
         tags={
             POLICY_TAG: f"{policy.namespace}/{policy.name}",
-            "inshape.reasons": ",".join(result["reasons"]),
+            "inshape.reasons": ",".join(result.reasons),
         },
         documents=documents,
         figures=figures,
@@ -338,7 +340,7 @@ def build_record(
         model=drained.model,
         signature_input=signature_input,
         signature_output=signature_output,
-        outcome=result["outcome"],
+        outcome=result.outcome,
         compared_with=champion.version if champion else None,
     )
 
@@ -347,49 +349,73 @@ def _finish(
     tracker: Tracker,
     reader: Reader,
     run_id: str,
-    result: dict[str, Any],
+    result: RunResult,
     *,
     offsets: dict[int, int],
     timers: Timers,
     dead_letters: DeadLetterSink | None,
-) -> dict[str, Any]:
+) -> RunResult:
     """Register, move the alias on a win, then commit: the steps a retry may replay."""
     run = tracker.get_run(run_id)
     with timers.stage("register"):
         version = tracker.ensure_registered(run)
-        promoted = result["outcome"] == "Promoted"
+        promoted = result.outcome == "Promoted"
         if (
             promoted
             and version is not None
-            and not tracker.move_champion(version, result.get("championVersion"))
+            and not tracker.move_champion(version, result.championVersion)
         ):
-            result = {
-                **result,
-                "outcome": "Rejected",
-                "reasons": [*result["reasons"], "ChampionMoved"],
-            }
+            result = replace(result, outcome="Rejected", reasons=(*result.reasons, "ChampionMoved"))
     with timers.stage("commit"):
         if dead_letters is not None:
             dead_letters.flush()
-        reader.commit(offsets, metadata=f"inshape run {result['runKey']} mlflow {run_id}")
-    final = {**result, "runId": run_id, "stages": {**result["stages"], **timers.rounded()}}
-    if version is not None:
-        final["modelVersion"] = version
-        final["modelUri"] = f"models:/{tracker.model_name}/{version}"
-    return final
+        reader.commit(offsets, metadata=f"inshape run {result.runKey} mlflow {run_id}")
+    result = replace(result, runId=run_id, stages={**result.stages, **timers.rounded()})
+    if version is None:
+        return result
+    return replace(result, modelVersion=version, modelUri=f"models:/{tracker.model_name}/{version}")
 
 
-def replay(tracker: Tracker, reader: Reader, run_id: str, timers: Timers) -> dict[str, Any]:
+def replay(tracker: Tracker, reader: Reader, run_id: str, timers: Timers) -> RunResult:
     """A retried run whose key already has a finished MLflow run: redo only what may not
     have happened (registration, alias, commit), from what that run recorded."""
     log.info("Run key already has finished MLflow run %s; replaying its last steps", run_id)
-    result = tracker.load_document(run_id, RESULT_ARTIFACT)
+    result = from_wire(tracker.load_document(run_id, RESULT_ARTIFACT), RunResult)
     lineage = tracker.load_document(run_id, LINEAGE_ARTIFACT)
     offsets = {int(p): r["to"] for p, r in lineage["partitions"].items()}
     final = _finish(
         tracker, reader, run_id, result, offsets=offsets, timers=timers, dead_letters=None
     )
-    return {**final, "replayed": True}
+    return replace(final, replayed=True)
+
+
+def _gate(
+    drained: Drained, champion: Champion | None, policy: Policy
+) -> tuple[Score | None, Score | None, gating.Decision | None]:
+    """Both scores on the same holdout, and the gate's decision (None: nothing to judge)."""
+    candidate, baseline = _scores(drained, champion, policy.spec.evaluation.metric)
+    if candidate is None or drained.model is None:
+        return candidate, baseline, None
+    decision = gating.decide(
+        gating.GateInput(
+            candidate=candidate,
+            champion=baseline,
+            holdout_size=len(drained.holdout_y),
+            classification=is_classification(drained.model),
+        ),
+        policy.spec.evaluation,
+    )
+    return candidate, baseline, decision
+
+
+def _check_metric(policy: Policy, fresh: BaseEstimator) -> None:
+    spec = policy.spec
+    if not metric_fits_task(spec.evaluation.metric, is_classification(fresh)):
+        kind = "a classifier" if is_classification(fresh) else "a regressor"
+        raise SpecError(
+            "spec.evaluation.metric",
+            f"{spec.evaluation.metric} does not fit {kind} ({spec.model.estimator})",
+        )
 
 
 def run_update(
@@ -398,7 +424,7 @@ def run_update(
     reader: Reader,
     tracker: Tracker,
     dead_letters: DeadLetterSink | None = None,
-) -> dict[str, Any]:
+) -> RunResult:
     timers = Timers()
     started = time.monotonic()
     existing = tracker.find_run(options.run_key)
@@ -411,12 +437,7 @@ def run_update(
     with timers.stage("champion"):
         champion = tracker.champion()
     fresh = build_estimator(spec.model)
-    if not metric_fits_task(spec.evaluation.metric, is_classification(fresh)):
-        kind = "a classifier" if is_classification(fresh) else "a regressor"
-        raise SpecError(
-            "spec.evaluation.metric",
-            f"{spec.evaluation.metric} does not fit {kind} ({spec.model.estimator})",
-        )
+    _check_metric(policy, fresh)
     window = (
         spec.model.window.maxRecords
         if spec.model.strategy == "retrain" and spec.model.window
@@ -424,21 +445,16 @@ def run_update(
     )
     with timers.stage("snapshot"):
         snapshot = reader.snapshot(window=window)
-    base: dict[str, Any] = {
-        "policy": f"{policy.namespace}/{policy.name}",
-        "runKey": options.run_key,
-        "metric": spec.evaluation.metric,
-        "championVersion": champion.version if champion else None,
-        "offsets": {str(r.partition): [r.committed, r.end] for r in snapshot.ranges},
-    }
+    base = RunResult(
+        outcome="Skipped",
+        policy=f"{policy.namespace}/{policy.name}",
+        runKey=options.run_key,
+        metric=spec.evaluation.metric,
+        championVersion=champion.version if champion else None,
+        offsets={str(r.partition): (r.committed, r.end) for r in snapshot.ranges},
+    )
     if snapshot.new_records == 0:
-        return {
-            **base,
-            "outcome": "Skipped",
-            "reasons": ["NoNewRecords"],
-            "records": {"new": 0},
-            "stages": timers.rounded(),
-        }
+        return replace(base, reasons=("NoNewRecords",), stages=timers.rounded())
     print(
         f"Snapshot of {snapshot.topic} for group {snapshot.group}: "
         f"{snapshot.new_records} new records, {snapshot.to_read} to read",
@@ -456,46 +472,36 @@ def run_update(
         dead_letters=dead_letters,
     )
     with timers.stage("evaluate"):
-        candidate, baseline = _scores(drained, champion, spec.evaluation.metric)
-        decision = None
-        if candidate is not None and drained.model is not None:
-            decision = gating.decide(
-                gating.GateInput(
-                    candidate=candidate,
-                    champion=baseline,
-                    holdout_size=len(drained.holdout_y),
-                    classification=is_classification(drained.model),
-                ),
-                spec.evaluation,
-            )
+        candidate, baseline, decision = _gate(drained, champion, policy)
+    outcome: Outcome
     if decision is None:
         outcome, reasons, message = "Skipped", ["NoValidRecords"], "no valid records to train on"
     else:
         outcome, reasons, message = decision.outcome, decision.reasons, decision.summary
     print(f"Decision: {outcome}: {message}", flush=True)
-    result = {
-        **base,
-        "outcome": outcome,
-        "reasons": reasons,
-        "message": message,
-        "candidateScore": candidate.value if candidate else None,
-        "championScore": baseline.value if baseline else None,
-        "holdoutFraction": round(
+    result = replace(
+        base,
+        outcome=outcome,
+        reasons=tuple(reasons),
+        message=message,
+        candidateScore=candidate.value if candidate else None,
+        championScore=baseline.value if baseline else None,
+        holdoutFraction=round(
             effective_holdout_fraction(
                 spec.evaluation.holdoutFraction, spec.evaluation.maxHoldout, snapshot.new_records
             ),
             6,
         ),
-        "records": {
-            "read": drained.read,
-            "valid": drained.stats.n,
-            "train": drained.train,
-            "holdout": len(drained.holdout_y),
-            "rejected": sum(drained.rejects.values()),
-        },
-        "rejectedByReason": dict(drained.rejects),
-        "stages": timers.rounded(),
-    }
+        records=RecordCounts(
+            read=drained.read,
+            valid=drained.stats.n,
+            train=drained.train,
+            holdout=len(drained.holdout_y),
+            rejected=sum(drained.rejects.values()),
+        ),
+        rejectedByReason=dict(drained.rejects),
+        stages=timers.rounded(),
+    )
     with timers.stage("log"):
         record = build_record(
             policy=policy,
@@ -519,5 +525,4 @@ def run_update(
         timers=timers,
         dead_letters=dead_letters,
     )
-    final["durationSeconds"] = round(time.monotonic() - started, 3)
-    return final
+    return replace(final, durationSeconds=round(time.monotonic() - started, 3))

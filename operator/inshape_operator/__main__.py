@@ -12,13 +12,13 @@ import sys
 
 import kopf
 
-from inshape_operator import config
+from inshape_operator import config, handlers
 
-_ROUTINE = ("Timer 'poll' succeeded", "Handler 'job_changed' succeeded")
+_ROUTINE = ("Handler 'job_changed' succeeded",)
 
 
 def _not_routine(record: logging.LogRecord) -> bool:
-    """Drop Kopf's line for every successful poll (one per policy per interval)."""
+    """Drop Kopf's line for every finished Job's pass (the pass logs what it did)."""
     return not str(record.msg).startswith(_ROUTINE)
 
 
@@ -32,9 +32,11 @@ def main() -> int:
     logging.getLogger().setLevel(settings.log_level_number)
     logging.getLogger("kafka").setLevel(logging.WARNING)
     logging.getLogger("kopf.objects").addFilter(_not_routine)
-    from inshape_operator import handlers  # noqa: F401, PLC0415 - registers the handlers
-
+    registry = kopf.OperatorRegistry()
+    handlers.register(registry)
     kopf.run(
+        registry=registry,
+        memo=kopf.Memo(config=settings),
         standalone=True,
         clusterwide=settings.cluster_wide,
         namespaces=settings.namespaces,

@@ -176,14 +176,13 @@ def describe() -> str:
     return "\n".join(lines)
 
 
-def _check_table() -> None:
+def undocumented() -> set[str]:
+    """Fields of OperatorConfig the SETTINGS table and the parsers do not both cover (a unit
+    test keeps this empty)."""
     fields = {f.name for f in dataclasses.fields(OperatorConfig)}
     documented = {s.field for s in SETTINGS}
-    if fields != documented or documented != set(_PARSERS):
-        raise AssertionError(f"config table out of step: {fields ^ documented}")
+    return (fields ^ documented) | (documented ^ set(_PARSERS))
 
-
-_check_table()
 
 if __name__ == "__main__":
     print(describe())

@@ -10,43 +10,44 @@ message (see results.py).
 from __future__ import annotations
 
 import hashlib
-import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from inshape_api.names import EXIT_SPEC_ERROR
-from inshape_api.spec import API_GROUP, API_VERSION, KIND, POLICY_ENV, JobSpec
-from inshape_operator.results import CONTAINER
+from inshape_api.names import (
+    ANNOTATION_GENERATION,
+    ANNOTATION_TRIGGER,
+    API_GROUP,
+    API_VERSION,
+    EXIT_SPEC_ERROR,
+    KIND,
+    LABEL_POLICY,
+    LABEL_POLICY_UID,
+    LABEL_RUN,
+    POLICY_ENV,
+    RUN_KEY_ENV,
+    TERMINATION_LOG_ENV,
+    UPDATE_CONTAINER,
+)
+from inshape_api.spec import Policy, dumps_policy
+from inshape_operator.config import OperatorConfig
+from inshape_operator.world import JobView
 
 NAME_MAX = 63
-LABEL_POLICY = f"{API_GROUP}/policy"
-LABEL_POLICY_UID = f"{API_GROUP}/policy-uid"
-LABEL_RUN = f"{API_GROUP}/run"
-ANNOTATION_TRIGGER = f"{API_GROUP}/trigger"
-ANNOTATION_GENERATION = f"{API_GROUP}/policy-generation"
 CONTROLLER_UID_LABEL = "batch.kubernetes.io/controller-uid"
 TERMINATION_LOG = "/dev/termination-log"
-_DEFAULTS = JobSpec()
 TMP = "/tmp"  # an emptyDir: the root filesystem is read-only
 
 
 @dataclass(frozen=True)
-class JobRequest:
-    """Everything one update Job is built from."""
+class RunRequest:
+    """What one run adds to the policy: its number, why it starts, where Kafka is."""
 
-    policy_name: str
-    namespace: str
     uid: str  # the policy's metadata.uid (owner reference, selector)
-    spec: Mapping[str, Any]  # the policy's spec, as stored (defaults applied)
     sequence: int  # run number of this policy, from next_sequence()
-    image: str  # used when spec.job.image is not set
-    image_pull_policy: str = "IfNotPresent"
-    ttl_seconds: int = 3600
-    run_as_user: int | None = 65532
-    bootstrap_servers: str | None = None  # resolved from spec.source.kafka.strimziCluster
     trigger: str | None = None  # what started the run (Lag, Schedule, MaxInterval)
     generation: int | None = None  # the policy's metadata.generation
+    bootstrap_servers: str | None = None  # resolved from spec.source.kafka.strimziCluster
 
 
 def _short(text: str, limit: int, suffix: str = "") -> str:
@@ -73,14 +74,9 @@ def selector(uid: str) -> str:
     return f"{LABEL_POLICY_UID}={uid}"
 
 
-def sequence_of(job: Mapping[str, Any]) -> int | None:
-    value = ((job.get("metadata") or {}).get("labels") or {}).get(LABEL_RUN)
-    return int(value) if isinstance(value, str) and value.isdigit() else None
-
-
-def next_sequence(jobs: Iterable[Mapping[str, Any]], last_recorded: int | None) -> int:
+def next_sequence(jobs: Iterable[JobView], last_recorded: int | None) -> int:
     """One more than any run the policy's Jobs or its status know of."""
-    known = [s for s in (sequence_of(j) for j in jobs) if s is not None]
+    known = [j.sequence for j in jobs if j.sequence is not None]
     if last_recorded is not None:
         known.append(last_recorded)
     return max(known, default=0) + 1
@@ -98,54 +94,29 @@ def labels(policy_name: str, uid: str, sequence: int) -> dict[str, str]:
     }
 
 
-def policy_document(name: str, namespace: str, spec: Mapping[str, Any]) -> str:
-    """What $INSHAPE_POLICY holds: the policy as `inshape_api.spec.load_policy` reads it."""
-    return json.dumps(
-        {
-            "apiVersion": f"{API_GROUP}/{API_VERSION}",
-            "kind": KIND,
-            "metadata": {"name": name, "namespace": namespace},
-            "spec": spec,
-        },
-        sort_keys=True,
-        separators=(",", ":"),
-    )
-
-
-def build_job(request: JobRequest) -> dict[str, Any]:
-    """The batch/v1 Job of one update run."""
-    job_spec = request.spec.get("job") or {}
-    job_labels = labels(request.policy_name, request.uid, request.sequence)
-    annotations = {}
-    if request.trigger:
-        annotations[ANNOTATION_TRIGGER] = request.trigger
-    if request.generation is not None:
-        annotations[ANNOTATION_GENERATION] = str(request.generation)
-
+def _container(policy: Policy, run: RunRequest, config: OperatorConfig) -> dict[str, Any]:
     command = ["python", "-m", "inshape_jobs", "update"]
-    if request.bootstrap_servers:
-        command += ["--bootstrap-servers", request.bootstrap_servers]
+    if run.bootstrap_servers:
+        command += ["--bootstrap-servers", run.bootstrap_servers]
     env = [
+        {"name": POLICY_ENV, "value": dumps_policy(policy)},
         {
-            "name": POLICY_ENV,
-            "value": policy_document(request.policy_name, request.namespace, request.spec),
-        },
-        {
-            "name": "INSHAPE_RUN_KEY",
+            "name": RUN_KEY_ENV,
             "valueFrom": {"fieldRef": {"fieldPath": f"metadata.labels['{CONTROLLER_UID_LABEL}']"}},
         },
-        {"name": "INSHAPE_TERMINATION_LOG", "value": TERMINATION_LOG},
+        {"name": TERMINATION_LOG_ENV, "value": TERMINATION_LOG},
         # Libraries (MLflow, matplotlib) write caches under $HOME: keep them on the emptyDir.
         {"name": "HOME", "value": TMP},
         {"name": "MPLCONFIGDIR", "value": f"{TMP}/matplotlib"},
     ]
-    container: dict[str, Any] = {
-        "name": CONTAINER,
-        "image": job_spec.get("image") or request.image,
-        "imagePullPolicy": request.image_pull_policy,
+    job = policy.spec.job
+    return {
+        "name": UPDATE_CONTAINER,
+        "image": job.image or config.job_image,
+        "imagePullPolicy": config.job_image_pull_policy,
         "command": command,
         "env": env,
-        "resources": dict(job_spec.get("resources") or {}),
+        "resources": dict(job.resources),
         "securityContext": {
             "allowPrivilegeEscalation": False,
             "capabilities": {"drop": ["ALL"]},
@@ -156,65 +127,74 @@ def build_job(request: JobRequest) -> dict[str, Any]:
         "terminationMessagePolicy": "FallbackToLogsOnError",
         "volumeMounts": [{"name": "tmp", "mountPath": TMP}],
     }
-    pod_security: dict[str, Any] = {
-        "runAsNonRoot": True,
-        "seccompProfile": {"type": "RuntimeDefault"},
+
+
+def _pod_spec(container: dict[str, Any], run_as_user: int | None) -> dict[str, Any]:
+    security: dict[str, Any] = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+    if run_as_user is not None:
+        security["runAsUser"] = run_as_user
+        security["runAsGroup"] = run_as_user
+    return {
+        "restartPolicy": "Never",
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "securityContext": security,
+        "containers": [container],
+        "volumes": [{"name": "tmp", "emptyDir": {}}],
     }
-    if request.run_as_user is not None:
-        pod_security["runAsUser"] = request.run_as_user
-        pod_security["runAsGroup"] = request.run_as_user
+
+
+# An invalid policy never succeeds on retry; an evicted pod is no failure of the run.
+POD_FAILURE_POLICY = {
+    "rules": [
+        {
+            "action": "FailJob",
+            "onExitCodes": {
+                "containerName": UPDATE_CONTAINER,
+                "operator": "In",
+                "values": [EXIT_SPEC_ERROR],
+            },
+        },
+        {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
+    ]
+}
+
+
+def build_job(policy: Policy, run: RunRequest, config: OperatorConfig) -> dict[str, Any]:
+    """The batch/v1 Job of one update run (the manifest the API server is sent)."""
+    job_labels = labels(policy.name, run.uid, run.sequence)
+    annotations = {}
+    if run.trigger:
+        annotations[ANNOTATION_TRIGGER] = run.trigger
+    if run.generation is not None:
+        annotations[ANNOTATION_GENERATION] = str(run.generation)
+    owner = {
+        "apiVersion": f"{API_GROUP}/{API_VERSION}",
+        "kind": KIND,
+        "name": policy.name,
+        "uid": run.uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+    pod = _pod_spec(_container(policy, run, config), config.job_run_as_user)
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {
-            "name": job_name(request.policy_name, request.sequence),
-            "namespace": request.namespace,
+            "name": job_name(policy.name, run.sequence),
+            "namespace": policy.namespace,
             "labels": job_labels,
             "annotations": annotations,
-            "ownerReferences": [
-                {
-                    "apiVersion": f"{API_GROUP}/{API_VERSION}",
-                    "kind": KIND,
-                    "name": request.policy_name,
-                    "uid": request.uid,
-                    "controller": True,
-                    "blockOwnerDeletion": True,
-                }
-            ],
+            "ownerReferences": [owner],
         },
         "spec": {
-            "backoffLimit": int(job_spec.get("backoffLimit", _DEFAULTS.backoffLimit)),
-            "activeDeadlineSeconds": int(
-                job_spec.get("activeDeadlineSeconds", _DEFAULTS.activeDeadlineSeconds)
-            ),
-            "ttlSecondsAfterFinished": request.ttl_seconds,
-            # An invalid policy never succeeds on retry; an evicted pod is no failure of the run.
-            "podFailurePolicy": {
-                "rules": [
-                    {
-                        "action": "FailJob",
-                        "onExitCodes": {
-                            "containerName": CONTAINER,
-                            "operator": "In",
-                            "values": [EXIT_SPEC_ERROR],
-                        },
-                    },
-                    {
-                        "action": "Ignore",
-                        "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}],
-                    },
-                ]
-            },
+            "backoffLimit": policy.spec.job.backoffLimit,
+            "activeDeadlineSeconds": policy.spec.job.activeDeadlineSeconds,
+            "ttlSecondsAfterFinished": config.job_ttl_seconds,
+            "podFailurePolicy": POD_FAILURE_POLICY,
             "template": {
                 "metadata": {"labels": dict(job_labels), "annotations": dict(annotations)},
-                "spec": {
-                    "restartPolicy": "Never",
-                    "automountServiceAccountToken": False,
-                    "enableServiceLinks": False,
-                    "securityContext": pod_security,
-                    "containers": [container],
-                    "volumes": [{"name": "tmp", "emptyDir": {}}],
-                },
+                "spec": pod,
             },
         },
     }

@@ -10,17 +10,17 @@ a JSON patch whose `test` fails is a `Conflict`.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from typing import Any, cast
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar, cast
 
 import kubernetes
 from kubernetes.client.exceptions import ApiException
 
-from inshape_api.spec import API_GROUP, API_VERSION
+from inshape_api.names import API_GROUP, API_VERSION, PLURAL
 from inshape_operator import strimzi
 
-PLURAL = "modelupdatepolicies"
 JSON = dict[str, Any]
+T = TypeVar("T")
 _NOT_FOUND = 404
 _CONFLICT = 409
 _INVALID = 422
@@ -42,6 +42,16 @@ def load_config() -> None:
 
 def _json(response: Any) -> JSON:
     return cast(JSON, json.loads(response.data))
+
+
+def absent_as_none(read: Callable[[], T]) -> T | None:
+    """The result of a read, or None when the object (or its kind) does not exist (404)."""
+    try:
+        return read()
+    except ApiException as exc:
+        if exc.status == _NOT_FOUND:
+            return None
+        raise
 
 
 class Kube:
@@ -69,36 +79,35 @@ class Kube:
         return list(_json(response).get("items") or [])
 
     def get_policy(self, namespace: str, name: str) -> JSON | None:
-        try:
-            response = self.custom.get_namespaced_custom_object(
-                API_GROUP, API_VERSION, namespace, PLURAL, name, _preload_content=False
+        return absent_as_none(
+            lambda: _json(
+                self.custom.get_namespaced_custom_object(
+                    API_GROUP, API_VERSION, namespace, PLURAL, name, _preload_content=False
+                )
             )
-        except ApiException as exc:
-            if exc.status == _NOT_FOUND:
-                return None
-            raise
-        return _json(response)
+        )
 
     def get_deployment(self, namespace: str, name: str) -> JSON | None:
-        try:
-            response = self.apps.read_namespaced_deployment(name, namespace, _preload_content=False)
-        except ApiException as exc:
-            if exc.status == _NOT_FOUND:
-                return None
-            raise
-        return _json(response)
+        return absent_as_none(
+            lambda: _json(
+                self.apps.read_namespaced_deployment(name, namespace, _preload_content=False)
+            )
+        )
 
     def get_kafka(self, namespace: str, name: str) -> JSON | None:
         """The Strimzi Kafka resource, or None if it (or its CRD) does not exist."""
-        try:
-            response = self.custom.get_namespaced_custom_object(
-                strimzi.GROUP, "v1beta2", namespace, strimzi.PLURAL, name, _preload_content=False
+        return absent_as_none(
+            lambda: _json(
+                self.custom.get_namespaced_custom_object(
+                    strimzi.GROUP,
+                    "v1beta2",
+                    namespace,
+                    strimzi.PLURAL,
+                    name,
+                    _preload_content=False,
+                )
             )
-        except ApiException as exc:
-            if exc.status == _NOT_FOUND:
-                return None
-            raise
-        return _json(response)
+        )
 
     # --- writes -------------------------------------------------------------------------------
 

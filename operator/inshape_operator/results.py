@@ -1,219 +1,97 @@
-"""What a finished update Job produced, read from its pod's termination message.
+"""Reading update Jobs and their pods: the Job's state, and the result a finished one left.
 
-The Job writes one JSON line (inshape_jobs.result) to /dev/termination-log; with
-terminationMessagePolicy FallbackToLogsOnError a crash leaves the log tail there instead. Any
-garbage becomes a Failed result with a reason, never an exception: the operator must always be
-able to record *something* for a finished Job.
+The Job writes its one-line result (inshape_api.result) to /dev/termination-log; with
+terminationMessagePolicy FallbackToLogsOnError a crash leaves the log tail there instead. A Job
+that failed without reporting its own failure becomes a Failed result carrying the Job
+controller's reason (DeadlineExceeded, BackoffLimitExceeded, ...) and the last output line.
 """
 
 from __future__ import annotations
 
-import json
-import math
-import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any, Literal, cast, get_args
+from typing import Any
 
+from inshape_api.names import ANNOTATION_TRIGGER, LABEL_RUN, UPDATE_CONTAINER
+from inshape_api.result import RunResult, decode, failed
 from inshape_operator.conditions import parse_time
+from inshape_operator.world import JobState, JobView
 
-Outcome = Literal["Promoted", "Rejected", "Failed", "Skipped"]
-OUTCOMES: tuple[Outcome, ...] = get_args(Outcome)
-JobState = Literal["Active", "Succeeded", "Failed"]
-
-CONTAINER = "update"
-MODEL_URI = re.compile(r"^models:/[^/\s]+/[0-9]+$")
-MESSAGE_MAX = 1024
+JSON = Mapping[str, Any]
+_NOT_REPORTED = (("NoResult",), ("UnreadableResult",))
 
 
-@dataclass(frozen=True)
-class RunResult:
-    outcome: Outcome
-    reasons: tuple[str, ...] = ()
-    message: str = ""
-    job: str | None = None
-    finished_at: datetime | None = None
-    run_id: str | None = None
-    run_key: str | None = None
-    metric: str | None = None
-    candidate_score: float | None = None
-    champion_score: float | None = None
-    model_version: str | None = None
-    model_uri: str | None = None
-    records: Mapping[str, int] = field(default_factory=dict)
-    offsets: Mapping[str, tuple[int, int]] = field(default_factory=dict)
-    truncated: bool = False
-
-
-def failed(reason: str, message: str, **extra: Any) -> RunResult:
-    return RunResult(outcome="Failed", reasons=(reason,), message=message[:MESSAGE_MAX], **extra)
-
-
-def _json_object(text: str) -> dict[str, Any] | None:
-    """The last line of text that is a JSON object with an outcome (the result is printed last)."""
-    for raw in reversed(text.strip().splitlines()):
-        line = raw.strip()
-        if not line.startswith("{"):
-            continue
-        try:
-            value = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(value, dict) and "outcome" in value:
-            return value
-    return None
-
-
-def _str(value: Any) -> str | None:
-    if isinstance(value, str) and value:
-        return value
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    return None
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-        return float(value)
-    return None
-
-
-def _counts(value: Any) -> dict[str, int]:
-    if not isinstance(value, dict):
-        return {}
-    return {str(k): v for k, v in value.items() if isinstance(v, int) and not isinstance(v, bool)}
-
-
-def _offsets(value: Any) -> dict[str, tuple[int, int]]:
-    if not isinstance(value, dict):
-        return {}
-    ranges: dict[str, tuple[int, int]] = {}
-    for partition, span in value.items():
-        if (
-            isinstance(span, list)
-            and len(span) == 2
-            and all(isinstance(v, int) and not isinstance(v, bool) for v in span)
-        ):
-            ranges[str(partition)] = (span[0], span[1])
-    return ranges
-
-
-def parse_result(text: str | None, *, job: str | None = None) -> RunResult:
-    """The result in a termination message (or log tail); garbage -> Failed with a reason."""
-    if not text or not text.strip():
-        return failed("NoResult", "the update Job left no result", job=job)
-    document = _json_object(text)
-    if document is None:
-        last = text.strip().splitlines()[-1]
-        return failed("UnreadableResult", f"no JSON result; last output: {last}", job=job)
-    outcome = document.get("outcome")
-    if outcome not in OUTCOMES:
-        return failed("UnknownOutcome", f"outcome {outcome!r} is not one of {OUTCOMES}", job=job)
-    reasons = document.get("reasons")
-    message = document.get("message")
-    result = RunResult(
-        outcome=cast(Outcome, outcome),
-        reasons=tuple(r for r in reasons if isinstance(r, str))
-        if isinstance(reasons, list)
-        else (),
-        message=message[:MESSAGE_MAX] if isinstance(message, str) else "",
-        job=job,
-        run_id=_str(document.get("runId")),
-        run_key=_str(document.get("runKey")),
-        metric=_str(document.get("metric")),
-        candidate_score=_number(document.get("candidateScore")),
-        champion_score=_number(document.get("championScore")),
-        model_version=_str(document.get("modelVersion")),
-        model_uri=_str(document.get("modelUri")),
-        records=_counts(document.get("records")),
-        offsets=_offsets(document.get("offsets")),
-        truncated=document.get("truncated") is True,
-    )
-    if result.outcome == "Promoted" and not (
-        result.model_uri and MODEL_URI.match(result.model_uri)
-    ):
-        return failed(
-            "PromotedWithoutModelUri",
-            f"outcome Promoted but modelUri is {result.model_uri!r}",
-            job=job,
-            run_id=result.run_id,
-        )
-    return result
-
-
-def job_state(job: Mapping[str, Any]) -> JobState:
-    """Succeeded or Failed once the Job controller set the terminal condition, else Active."""
+def _terminal_condition(job: JSON) -> JSON | None:
     for condition in (job.get("status") or {}).get("conditions") or ():
         if condition.get("status") == "True" and condition.get("type") in ("Complete", "Failed"):
-            return "Succeeded" if condition["type"] == "Complete" else "Failed"
-    return "Active"
+            return dict(condition)
+    return None
 
 
-def _failure(job: Mapping[str, Any]) -> tuple[str, str]:
-    for condition in (job.get("status") or {}).get("conditions") or ():
-        if condition.get("type") == "Failed" and condition.get("status") == "True":
-            return str(condition.get("reason") or "JobFailed"), str(condition.get("message") or "")
-    return "JobFailed", ""
+def job_state(job: JSON) -> JobState:
+    """Succeeded or Failed once the Job controller set the terminal condition, else Active."""
+    condition = _terminal_condition(job)
+    if condition is None:
+        return "Active"
+    return "Succeeded" if condition["type"] == "Complete" else "Failed"
 
 
-def _finished_at(job: Mapping[str, Any]) -> datetime | None:
+def sequence_of(job: JSON) -> int | None:
+    value = ((job.get("metadata") or {}).get("labels") or {}).get(LABEL_RUN)
+    return int(value) if isinstance(value, str) and value.isdigit() else None
+
+
+def job_view(job: JSON) -> JobView:
+    meta = job.get("metadata") or {}
+    trigger = (meta.get("annotations") or {}).get(ANNOTATION_TRIGGER)
+    return JobView(
+        name=str(meta.get("name")),
+        sequence=sequence_of(job),
+        state=job_state(job),
+        created=parse_time(meta.get("creationTimestamp")),
+        trigger=trigger if isinstance(trigger, str) else None,
+    )
+
+
+def finished_at(job: JSON) -> datetime | None:
     status = job.get("status") or {}
     if status.get("completionTime"):
         return parse_time(status["completionTime"])
-    for condition in status.get("conditions") or ():
-        if condition.get("type") in ("Complete", "Failed") and condition.get("status") == "True":
-            return parse_time(condition.get("lastTransitionTime"))
-    return None
+    condition = _terminal_condition(job)
+    return parse_time(condition.get("lastTransitionTime")) if condition else None
 
 
-def termination(pods: Sequence[Mapping[str, Any]]) -> tuple[int, str] | None:
+def termination(pods: Sequence[JSON]) -> tuple[int, str] | None:
     """(exit code, message) of the update container that terminated last, across the pods."""
     latest: tuple[str, int, str] | None = None
     for pod in pods:
         for status in (pod.get("status") or {}).get("containerStatuses") or ():
-            if status.get("name") != CONTAINER:
-                continue
             terminated = (status.get("state") or {}).get("terminated")
-            if not terminated:
+            if status.get("name") != UPDATE_CONTAINER or not terminated:
                 continue
             key = str(terminated.get("finishedAt") or "")
             if latest is None or key >= latest[0]:
                 code = terminated.get("exitCode")
-                latest = (
-                    key,
-                    code if isinstance(code, int) else -1,
-                    terminated.get("message") or "",
-                )
+                message = terminated.get("message") or ""
+                latest = (key, code if isinstance(code, int) else -1, message)
     return None if latest is None else (latest[1], latest[2])
 
 
-def read_result(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> RunResult | None:
+def read_result(job: JSON, pods: Sequence[JSON]) -> RunResult | None:
     """The result of a finished Job (None while it runs), from the Job and its pods."""
     state = job_state(job)
     if state == "Active":
         return None
-    name = (job.get("metadata") or {}).get("name")
-    finished_at = _finished_at(job)
     ended = termination(pods)
     message = ended[1] if ended else ""
     if state == "Succeeded":
-        result = parse_result(message, job=name)
-    else:
-        reason, detail = _failure(job)
-        parsed = parse_result(message, job=name) if message else None
-        if (
-            parsed is not None
-            and parsed.outcome == "Failed"
-            and parsed.reasons[:1]
-            not in (
-                ("NoResult",),
-                ("UnreadableResult",),
-            )
-        ):
-            result = parsed  # the run reported its own failure (e.g. DrainFailed)
-        else:
-            tail = message.strip().splitlines()[-1] if message.strip() else ""
-            text = "; ".join(t for t in (detail, tail) if t) or "the update Job failed"
-            result = failed(reason, text, job=name)
-    return replace(result, finished_at=finished_at)
+        return decode(message)
+    reported = decode(message) if message else None
+    reported_itself = reported is not None and reported.outcome == "Failed"
+    if reported is not None and reported_itself and reported.reasons[:1] not in _NOT_REPORTED:
+        return reported  # the run reported its own failure (e.g. DrainFailed)
+    condition = _terminal_condition(job) or {}
+    tail = message.strip().splitlines()[-1] if message.strip() else ""
+    detail = str(condition.get("message") or "")
+    text = "; ".join(t for t in (detail, tail) if t) or "the update Job failed"
+    return failed(str(condition.get("reason") or "JobFailed"), text)

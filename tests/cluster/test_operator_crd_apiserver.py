@@ -14,12 +14,14 @@ from typing import Any
 import pytest
 import yaml
 
+from inshape_api.result import RecordCounts
+from inshape_api.spec import parse_policy
+from inshape_api.status import Champion, Condition, LastRun, OffsetRange, PolicyStatus
 from inshape_hack.kindtesting import KindEnv, apply_policy_crd
 from inshape_hack.kubectl import KubectlRunner as Kubectl
-from inshape_operator.job_builder import JobRequest, build_job
-from inshape_operator.results import parse_result
-from inshape_operator.rollout import env_patch
-from inshape_operator.status import Observation, desired_status
+from inshape_operator.config import load
+from inshape_operator.job_builder import RunRequest, build_job
+from inshape_operator.rollout import env_patch, workload
 
 pytestmark = pytest.mark.integration
 
@@ -110,34 +112,39 @@ def test_defaults_status_and_columns(
     }
     assert stored["spec"]["evaluation"]["minHoldout"] == 30
 
-    result = parse_result(
-        json.dumps(
-            {
-                "outcome": "Promoted",
-                "reasons": ["Improved"],
-                "runId": "r",
-                "metric": "f1_macro",
-                "candidateScore": 0.93,
-                "modelVersion": "7",
-                "modelUri": "models:/digits-classifier/7",
-                "records": {"read": 10},
-                "offsets": {"0": [0, 10]},
-            }
-        ),
+    now = datetime.now(UTC).replace(microsecond=0)
+    champion = Champion(
+        uri="models:/digits-classifier/7",
+        version="7",
+        metric=0.93,
+        metricName="f1_macro",
+        runId="r",
         job="digits-update-1",
+        promotedAt=now,
     )
-    status = desired_status(
-        None,
-        Observation(
-            now=datetime.now(UTC),
-            generation=stored["metadata"]["generation"],
-            finished=result,
-            finished_sequence=1,
-            pending=4,
-            has_target=True,
-            target_in_sync=True,
+    status = PolicyStatus(
+        observedGeneration=stored["metadata"]["generation"],
+        conditions=(Condition("Ready", "True", "ChampionServing", "served", now, 1),),
+        champion=champion,
+        previousChampion=Champion(uri="models:/digits-classifier/6", version="6"),
+        pendingRecords=4,
+        lastRun=LastRun(
+            outcome="Promoted",
+            job="digits-update-1",
+            sequence=1,
+            trigger="Lag",
+            runId="r",
+            reasons=("Improved",),
+            message="better",
+            records=RecordCounts(read=10, new=8, reread=2, valid=7, train=6, holdout=1, rejected=1),
+            offsets={"0": OffsetRange(0, 10)},
+            candidateMetric=0.93,
+            championMetric=0.91,
+            modelVersion="7",
+            finishedAt=now,
         ),
-    ).status
+        lastScheduleTime=now,
+    ).to_wire()
     kubectl(
         "patch",
         "mup",
@@ -163,18 +170,14 @@ def test_defaults_status_and_columns(
 
 
 def test_the_update_job_is_a_valid_job(kubectl: Kubectl, namespace: str) -> None:
-    job = build_job(
-        JobRequest(
-            policy_name="digits",
-            namespace=namespace,
-            uid="0f6c1a7e-1111-2222-3333-444455556666",
-            spec=EXAMPLE["spec"],
-            sequence=1,
-            image="inshape:dev",
-            trigger="Lag",
-            bootstrap_servers="my-cluster-kafka-bootstrap:9092",
-        )
+    policy = parse_policy({**EXAMPLE, "metadata": {"name": "digits", "namespace": namespace}})
+    run = RunRequest(
+        uid="0f6c1a7e-1111-2222-3333-444455556666",
+        sequence=1,
+        trigger="Lag",
+        bootstrap_servers="my-cluster-kafka-bootstrap:9092",
     )
+    job = build_job(policy, run, load({}))
     job["metadata"].pop("ownerReferences")  # the owner does not exist in this test
     output = kubectl("create", "--dry-run=server", "-o", "json", "-f", "-", stdin=json.dumps(job))
     created = json.loads(output)
@@ -207,10 +210,14 @@ def test_the_env_patch_applies_to_a_real_deployment(kubectl: Kubectl, namespace:
     }
     kubectl("apply", "-f", "-", stdin=json.dumps(deployment))
     live = json.loads(kubectl("get", "deployment", "digits-serving", "-o", "json"))
-    patch = env_patch(live, EXAMPLE["spec"]["target"], "models:/digits-classifier/7")
+    target = parse_policy(EXAMPLE).spec.target
+    assert target is not None
+    uri = "models:/digits-classifier/7"
+    patch = env_patch(workload(live), target, namespace, uri)
     assert patch is not None
-    kubectl("patch", "deployment", "digits-serving", "--type=json", "-p", json.dumps(patch))
+    ops = json.dumps([op.to_wire() for op in patch])
+    kubectl("patch", "deployment", "digits-serving", "--type=json", "-p", ops)
     live = json.loads(kubectl("get", "deployment", "digits-serving", "-o", "json"))
     server = live["spec"]["template"]["spec"]["containers"][1]
     assert server["env"] == [{"name": "MODEL_URI", "value": "models:/digits-classifier/7"}]
-    assert env_patch(live, EXAMPLE["spec"]["target"], "models:/digits-classifier/7") is None
+    assert env_patch(workload(live), target, namespace, uri) is None

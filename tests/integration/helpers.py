@@ -10,6 +10,7 @@ import yaml
 from kafka.admin import KafkaAdminClient
 from kafka.structs import TopicPartition
 
+from inshape_api.result import RunResult
 from inshape_api.spec import Policy, parse_policy
 from inshape_jobs.drain import TopicReader
 from inshape_jobs.produce import encoded, produce
@@ -75,7 +76,7 @@ def fill(
 
 def run(
     policy: Policy, run_key: str, reader: TopicReader | None = None, chunk_records: int = 2000
-) -> dict[str, Any]:
+) -> RunResult:
     kafka = policy.spec.source.kafka
     assert kafka.bootstrapServers
     own_reader = reader is None

@@ -20,7 +20,7 @@ def test_registry_agrees_with_a_real_promotion_and_moves_the_alias_back(
     first = run(policy, "uid-1")
     fill(policy, 3000, seed=1)
     second = run(policy, "uid-2")
-    assert (first["outcome"], second["outcome"]) == ("Promoted", "Promoted")
+    assert (first.outcome, second.outcome) == ("Promoted", "Promoted")
     model = policy.spec.model.name
     registry = Registry(mlflow_server.tracking_uri)
 

@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
 
 from inshape_api.names import CHAMPION_ALIAS
+from inshape_hack.kindtesting import KindEnv
+from inshape_hack.kubectl import KubectlRunner as Kubectl
+from inshape_operator.conditions import parse_time
 from inshape_operator.results import job_state
-from tests.operator.conftest import INITIAL_URI, World
+from tests.operator.conftest import INITIAL_URI, Operator, World, running_world
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 JOB_TIMEOUT = 240
+SLOW_POLL = 120
 
 
 def finished(world: World, name: str, count: int) -> bool:
@@ -135,3 +141,30 @@ def test_rollback_annotation_restores_the_previous_champion(world: World) -> Non
     assert client.get_model_version_by_alias(model, CHAMPION_ALIAS).version == "1"
     time.sleep(3)  # more polls do not roll forward again
     assert world.model_uri() == first
+
+
+@pytest.fixture
+def slow_poll(
+    kind_env: KindEnv, namespace: str, kubectl: Kubectl, tmp_path: Path
+) -> Iterator[World]:
+    """A world whose operator polls only every SLOW_POLL seconds."""
+    operator = Operator(
+        kind_env, namespace, tmp_path / "operator.log", INSHAPE_POLL_SECONDS=str(SLOW_POLL)
+    )
+    with running_world(World, kind_env, namespace, kubectl, operator) as w:
+        yield w
+
+
+def test_max_interval_starts_its_job_when_due_not_at_the_next_poll(slow_poll: World) -> None:
+    world = slow_poll
+    policy = world.policy("due", {"trigger": {"minNewRecords": 100_000, "maxInterval": "20s"}})
+    world.fill(policy, 50)  # below the threshold: only the interval can start a run
+    world.wait(lambda: len(world.jobs("due")) == 1, 60, "the update Job is created")
+    job = world.jobs("due")[0]
+    assert job["metadata"]["annotations"]["inshape.dev/trigger"] == "MaxInterval"
+    created = parse_time(world.get_policy("due")["metadata"]["creationTimestamp"])
+    started = parse_time(job["metadata"]["creationTimestamp"])
+    assert created is not None and started is not None
+    # Due 20 s after the policy's creation; the next poll would have come 120 s after it.
+    late = (started - created).total_seconds() - 20
+    assert -1 <= late <= 5, f"the Job started {late:+.0f} s from its due time"

@@ -1,0 +1,157 @@
+"""Every read of one reconcile pass, gathered into one typed `World` (see world.py).
+
+Reads the policy as stored now (not as the triggering event saw it), its Jobs, the pods of the
+newest finished Job not yet recorded (its result is checked against MLflow before anyone acts
+on a Promoted claim), the Strimzi Kafka resource, the consumer group's lag and, when a champion
+may need serving, the target Deployment. Nothing here writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from inshape_api.names import LABEL_RUN, ROLLBACK_ANNOTATION
+from inshape_api.result import RunResult
+from inshape_api.spec import Policy, SpecError, parse_policy
+from inshape_api.status import PolicyStatus
+from inshape_operator import job_builder, results, rollout, strimzi, triggers
+from inshape_operator.conditions import parse_time
+from inshape_operator.kube import Kube
+from inshape_operator.lag import LagError, LagReader
+from inshape_operator.mlflow_check import Registry, RegistryUnavailableError, verify
+from inshape_operator.world import (
+    FinishedRun,
+    JobView,
+    KafkaView,
+    ObservedPolicy,
+    PolicyRef,
+    Problem,
+    World,
+)
+
+
+class NotYetError(Exception):
+    """Something to retry soon (MLflow unreachable while a result waits to be checked)."""
+
+
+@dataclass(frozen=True)
+class Readers:
+    """The clients observe reads through (MLflow clients are opened per tracking URI)."""
+
+    kube: Kube
+    lags: LagReader
+
+
+def parsed(body: Mapping[str, Any]) -> tuple[Policy | None, str | None]:
+    """The typed policy, or why its spec can never work."""
+    meta = body.get("metadata") or {}
+    try:
+        policy = parse_policy(
+            {
+                "metadata": {"name": meta.get("name"), "namespace": meta.get("namespace")},
+                "spec": body.get("spec") or {},
+            }
+        )
+        triggers.validate(policy.spec.trigger)
+    except (SpecError, triggers.TriggerError) as exc:
+        return None, str(exc)
+    return policy, None
+
+
+def observed_policy(body: Mapping[str, Any], now: datetime) -> ObservedPolicy:
+    meta = body["metadata"]
+    policy, error = parsed(body)
+    stored = dict(body.get("status") or {})
+    return ObservedPolicy(
+        ref=PolicyRef(str(meta["namespace"]), str(meta["name"]), str(meta["uid"])),
+        generation=int(meta.get("generation") or 0),
+        created=parse_time(meta.get("creationTimestamp")) or now,
+        policy=policy,
+        spec_error=error,
+        status=PolicyStatus.from_wire(stored),
+        stored_status=stored,
+        rollback_requested=(meta.get("annotations") or {}).get(ROLLBACK_ANNOTATION) == "true",
+    )
+
+
+def checked(policy: Policy, run_key: str, result: RunResult) -> RunResult:
+    """A Promoted result MLflow confirms, else a Failed one saying why not."""
+    if result.outcome != "Promoted":
+        return result
+    registry = Registry(policy.spec.mlflow.trackingUri)
+    try:
+        verdict = verify(
+            registry, policy.experiment, policy.spec.model.name, run_key, result.modelVersion
+        )
+    except RegistryUnavailableError as exc:
+        raise NotYetError(str(exc)) from exc
+    if verdict.ok:
+        return result
+    return replace(result, outcome="Failed", reasons=(verdict.reason,), message=verdict.message)
+
+
+def newest_finished(
+    kube: Kube, seen: ObservedPolicy, jobs: list[dict[str, Any]]
+) -> FinishedRun | None:
+    """The newest finished Job, read and checked, unless status records it already."""
+    done = [j for j in jobs if results.job_state(j) != "Active"]
+    if not done:
+        return None
+    newest = max(done, key=lambda j: results.sequence_of(j) or 0)
+    view = results.job_view(newest)
+    recorded = seen.status.lastRun.job if seen.status.lastRun else None
+    if view.name == recorded:
+        return None
+    selector = f"{job_builder.selector(seen.ref.uid)},{LABEL_RUN}={view.sequence}"
+    result = results.read_result(newest, kube.list_pods(seen.ref.namespace, selector))
+    if result is None:
+        return None
+    if seen.policy is not None:
+        result = checked(seen.policy, str(newest["metadata"].get("uid")), result)
+    return FinishedRun(view.name, view.sequence, view.trigger, results.finished_at(newest), result)
+
+
+def kafka_view(readers: Readers, policy: Policy | None) -> KafkaView:
+    """Kafka's address (resolved from Strimzi when named) and the consumer group's lag."""
+    if policy is None:
+        return KafkaView()
+    source = policy.spec.source.kafka
+    bootstrap = source.bootstrapServers
+    if source.strimziCluster:
+        try:
+            found = readers.kube.get_kafka(policy.namespace, source.strimziCluster)
+            bootstrap = strimzi.resolve(found, source.strimziCluster, policy.namespace).servers
+        except strimzi.StrimziError as exc:
+            if exc.retryable:
+                return KafkaView(problem=Problem(exc.reason, str(exc)))
+            return KafkaView(spec_error=f"spec.source.kafka.strimziCluster: {exc}")
+    assert bootstrap is not None  # the spec names exactly one of the two
+    view = KafkaView(bootstrap=bootstrap, resolved_from_strimzi=bool(source.strimziCluster))
+    try:
+        return replace(
+            view, pending=readers.lags.lag(bootstrap, source.topic, policy.consumer_group)
+        )
+    except LagError as exc:
+        return replace(view, problem=Problem("LagUnavailable", str(exc)))
+
+
+def observe(readers: Readers, ref: PolicyRef, now: datetime) -> World | None:
+    """The world of one policy now; None when the policy is gone (or was replaced)."""
+    kube = readers.kube
+    body = kube.get_policy(ref.namespace, ref.name)
+    if body is None or (body.get("metadata") or {}).get("uid") != ref.uid:
+        return None
+    seen = observed_policy(body, now)
+    jobs = kube.list_jobs(ref.namespace, job_builder.selector(ref.uid))
+    finished = newest_finished(kube, seen, jobs)
+    views: tuple[JobView, ...] = tuple(results.job_view(j) for j in jobs)
+    kafka = kafka_view(readers, seen.policy if seen.spec_error is None else None)
+    target = None
+    spec_target = seen.policy.spec.target if seen.policy else None
+    if spec_target is not None and (seen.status.champion or finished or seen.rollback_requested):
+        deployment = kube.get_deployment(ref.namespace, spec_target.deployment)
+        target = rollout.workload(deployment) if deployment is not None else None
+    return World(now, seen, views, finished, kafka, target)

@@ -1,0 +1,113 @@
+"""The typed picture of the world one reconcile pass works from (what `observe` returns).
+
+Every value here was read from the API server, Kafka or MLflow during the pass; `plan` decides
+from nothing else. Kubernetes objects are reduced to the fields the operator acts on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from inshape_api.result import RunResult
+from inshape_api.spec import Policy
+from inshape_api.status import PolicyStatus
+
+JobState = Literal["Active", "Succeeded", "Failed"]
+
+
+@dataclass(frozen=True)
+class PolicyRef:
+    namespace: str
+    name: str
+    uid: str
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Something that keeps the policy from working right now: a CamelCase reason and a message."""
+
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class ObservedPolicy:
+    ref: PolicyRef
+    generation: int
+    created: datetime
+    policy: Policy | None  # None when the spec can never work (spec_error says why)
+    spec_error: str | None
+    status: PolicyStatus
+    stored_status: Mapping[str, Any]  # the status as stored (JSON), for the merge patch
+    rollback_requested: bool = False
+
+
+@dataclass(frozen=True)
+class JobView:
+    """One update Job of the policy."""
+
+    name: str
+    sequence: int | None
+    state: JobState
+    created: datetime | None
+    trigger: str | None
+
+
+@dataclass(frozen=True)
+class FinishedRun:
+    """The newest finished Job that status does not record yet, with what it reported
+    (a Promoted claim already checked against MLflow)."""
+
+    job: str
+    sequence: int | None
+    trigger: str | None
+    finished_at: datetime | None
+    result: RunResult
+
+
+@dataclass(frozen=True)
+class KafkaView:
+    bootstrap: str | None = None  # resolved address (strimziCluster) or spec's
+    resolved_from_strimzi: bool = False
+    pending: int | None = None  # the consumer group's lag; None when unknown
+    problem: Problem | None = None  # Strimzi not ready, lag unreadable, ...
+    spec_error: str | None = None  # the named Strimzi cluster can never serve this policy
+
+
+@dataclass(frozen=True)
+class EnvVar:
+    name: str
+    value: str | None  # None when absent as a literal (valueFrom)
+    from_source: bool = False
+
+
+@dataclass(frozen=True)
+class Container:
+    name: str
+    env: tuple[EnvVar, ...] | None  # None when the container has no env list at all
+
+
+@dataclass(frozen=True)
+class Workload:
+    """The target Deployment, as far as a rollout reads it."""
+
+    name: str
+    namespace: str
+    containers: tuple[Container, ...]
+
+
+@dataclass(frozen=True)
+class World:
+    now: datetime
+    policy: ObservedPolicy
+    jobs: tuple[JobView, ...] = ()
+    finished: FinishedRun | None = None
+    kafka: KafkaView = field(default_factory=KafkaView)
+    target: Workload | None = None  # read when spec.target is set and a champion may serve
+
+    @property
+    def active_job(self) -> JobView | None:
+        return next((j for j in self.jobs if j.state == "Active"), None)
