@@ -29,9 +29,8 @@ from inshape_api.spec import (
     KafkaSourceSpec,
     ModelSpec,
     PolicySpec,
-    TriggerSpec,
 )
-from inshape_operator import conditions, cron, results
+from inshape_operator import conditions, results
 
 PLURAL = "modelupdatepolicies"
 SINGULAR = "modelupdatepolicy"
@@ -56,8 +55,6 @@ EXTRA: dict[tuple[type, str], dict[str, Any]] = {
         "x-kubernetes-list-type": "set",
     },
     (KafkaSourceSpec, "label"): {"maxLength": NAME_MAX},
-    # Shape only; values (minute 0-59, ...) are checked by the operator (cron.parse).
-    (TriggerSpec, "schedule"): {"pattern": cron.PATTERN},
 }
 
 
