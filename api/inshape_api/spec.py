@@ -13,12 +13,14 @@ import os
 import re
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 import yaml
 
+from inshape_api import cron_syntax
 from inshape_api.names import API_GROUP, API_VERSION, KIND, POLICY_ENV
 
 Strategy = Literal["incremental", "retrain"]
@@ -37,9 +39,10 @@ class SpecError(ValueError):
         self.path = path
 
 
-def doc(text: str, **schema: Any) -> Any:
-    """Field metadata: a description plus OpenAPI keywords (minimum, pattern, ...)."""
-    return {"description": text, "schema": schema}
+def doc(text: str, mismatch: Callable[[str], str | None] | None = None, **schema: Any) -> Any:
+    """Field metadata: a description plus OpenAPI keywords (minimum, pattern, ...). `mismatch`
+    says why a value fails a pattern too long to quote in an error (None: quote the pattern)."""
+    return {"description": text, "schema": schema, "mismatch": mismatch}
 
 
 def _opt(text: str, **schema: Any) -> Any:
@@ -118,7 +121,14 @@ class TriggerSpec:
     minNewRecords: int = field(  # noqa: N815
         default=1000, metadata=doc("Start a run when the group's lag reaches this.", minimum=1)
     )
-    schedule: str | None = _opt("Cron expression (5 fields) that also starts runs.", minLength=9)
+    schedule: str | None = _opt(
+        "Cron expression that also starts runs, in UTC: minute hour day-of-month month "
+        "day-of-week (*, */n, a, a-b, a-b/n, a/n, comma lists; jan-dec, sun-sat) or one of "
+        + ", ".join(cron_syntax.MACROS)
+        + ".",
+        mismatch=cron_syntax.shape_problem,
+        pattern=cron_syntax.PATTERN,
+    )
     maxInterval: str | None = _opt(  # noqa: N815
         "Start a run when this long has passed since the last one, if any record is pending.",
         pattern=DURATION,
@@ -240,7 +250,12 @@ def _type_name(tp: Any) -> str:
     return {int: "integer", float: "number", str: "string", bool: "boolean"}.get(tp, str(tp))
 
 
-def _check_bounds(path: str, value: Any, schema: dict[str, Any]) -> None:
+def _check_bounds(
+    path: str,
+    value: Any,
+    schema: dict[str, Any],
+    mismatch: Callable[[str], str | None] | None = None,
+) -> None:
     if "minimum" in schema and value < schema["minimum"]:
         raise SpecError(path, f"must be >= {schema['minimum']}, got {value}")
     if "maximum" in schema and value > schema["maximum"]:
@@ -253,7 +268,8 @@ def _check_bounds(path: str, value: Any, schema: dict[str, Any]) -> None:
         raise SpecError(path, f"must have at least {schema['minItems']} item(s)")
     # fullmatch: Python's $ also matches before a trailing newline, the CRD's (ECMA) $ does not.
     if "pattern" in schema and not re.fullmatch(schema["pattern"], value):
-        raise SpecError(path, f"{value!r} does not match {schema['pattern']}")
+        why = mismatch(value) if mismatch else None
+        raise SpecError(path, why or f"{value!r} does not match {schema['pattern']}")
 
 
 def _convert(path: str, tp: Any, value: Any) -> Any:
@@ -325,7 +341,7 @@ def _build(path: str, cls: type, value: Any) -> Any:
             continue
         converted = _convert(sub, hints[name], value[name])
         if converted is not None and not dataclasses.is_dataclass(converted):
-            _check_bounds(sub, converted, f.metadata.get("schema", {}))
+            _check_bounds(sub, converted, f.metadata.get("schema", {}), f.metadata.get("mismatch"))
         kwargs[name] = converted
     return cls(**kwargs)
 

@@ -109,6 +109,7 @@ class PolicyStatus:
         metadata=doc(
             "Ready (a champion is served), Progressing (a run is under way), "
             "Degraded (something needs attention).",
+            None,
             **{"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
         ),
     )

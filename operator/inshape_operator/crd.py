@@ -29,10 +29,8 @@ from inshape_api.spec import (
     KafkaSourceSpec,
     ModelSpec,
     PolicySpec,
-    TriggerSpec,
 )
 from inshape_api.status import PolicyStatus
-from inshape_operator import cron
 
 NAME = f"{PLURAL}.{API_GROUP}"
 MANIFEST = Path("manifests/crd") / f"{NAME}.yaml"
@@ -55,8 +53,6 @@ EXTRA: dict[tuple[type, str], dict[str, Any]] = {
         "x-kubernetes-list-type": "set",
     },
     (KafkaSourceSpec, "label"): {"maxLength": NAME_MAX},
-    # Shape only; values (minute 0-59, ...) are checked by the operator (cron.parse).
-    (TriggerSpec, "schedule"): {"pattern": cron.PATTERN},
 }
 
 

@@ -17,22 +17,93 @@ operator decides the same. Rules, in order:
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Literal
 
+from croniter import CroniterBadDateError, CroniterError, croniter
+
+from inshape_api import cron_syntax
 from inshape_api.spec import TriggerSpec
-from inshape_operator import cron
 
 TriggerName = Literal["Lag", "Schedule", "MaxInterval"]
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _DURATION = re.compile(r"([0-9]+)([smhd])")
 _NEVER_PROBE = datetime(2000, 1, 1, tzinfo=UTC)
+# How far croniter searches for a slot. The rarest schedule that fires at all, 29 February on
+# one weekday (`0 0 29 2 */7`: a star-led day-of-week ANDs the day fields), recurs at most 40
+# years apart in the Gregorian calendar; past the bound croniter raises CroniterBadDateError
+# (a few milliseconds), which is how a schedule that never fires (`0 0 31 2 *`) is found.
+_SEARCH_YEARS = 41
 
 
 class TriggerError(ValueError):
     """A trigger spec that cannot be evaluated (bad schedule or duration)."""
+
+
+class Schedule:
+    """A validated 5-field cron expression on croniter, in UTC, to the minute.
+
+    Day-of-month and day-of-week follow Vixie cron: when both are restricted a day matches if
+    either does, unless one of them starts with `*`, then both must (croniter's
+    implement_cron_bug, its name for Vixie's rule).
+    """
+
+    def __init__(self, expression: str) -> None:
+        self.expression = expression
+        # One parse; croniter keeps its position, so calls take turns (handlers run in threads).
+        self._croniter: croniter[datetime] = croniter(
+            expression,
+            _NEVER_PROBE,
+            ret_type=datetime,
+            max_years_between_matches=_SEARCH_YEARS,
+            implement_cron_bug=True,
+        )
+        self._lock = threading.Lock()
+
+    def next_after(self, moment: datetime) -> datetime:
+        """The first scheduled minute strictly after `moment`; CroniterBadDateError if none."""
+        start = _minute(moment)  # croniter starts from the minute after a whole minute
+        with self._lock:
+            return self._croniter.get_next(start_time=start).astimezone(UTC)
+
+    def latest_at_or_before(self, moment: datetime) -> datetime | None:
+        """The last scheduled minute at or before `moment`, or None within the search span."""
+        # croniter looks strictly before its start: start one minute after moment's minute.
+        start = _minute(moment) + timedelta(minutes=1)
+        try:
+            with self._lock:
+                return self._croniter.get_prev(start_time=start).astimezone(UTC)
+        except CroniterBadDateError:
+            return None
+
+
+def _minute(moment: datetime) -> datetime:
+    """`moment` in UTC, down to its minute: whole minutes, exact as croniter's float seconds."""
+    if moment.tzinfo is None:
+        raise ValueError("schedule times must be timezone-aware")
+    return moment.astimezone(UTC).replace(second=0, microsecond=0)
+
+
+@lru_cache(maxsize=1024)
+def parse_schedule(expression: str) -> Schedule:
+    """The schedule, or TriggerError naming spec.trigger.schedule: what the CRD's pattern
+    refuses, a range croniter would misread (50-10, 5-5), or a schedule that never fires."""
+    problem = cron_syntax.shape_problem(expression) or cron_syntax.order_problem(expression)
+    if problem is None:
+        try:
+            schedule = Schedule(expression)
+            schedule.next_after(_NEVER_PROBE)
+        except CroniterBadDateError:
+            problem = f"{expression!r} never fires"
+        except CroniterError as exc:  # the pattern admitted what croniter refuses: a bug
+            problem = f"{expression!r}: {exc}"
+        else:
+            return schedule
+    raise TriggerError(f"spec.trigger.schedule: {problem}")
 
 
 def parse_duration(text: str) -> timedelta:
@@ -48,10 +119,7 @@ def parse_duration(text: str) -> timedelta:
 def validate(trigger: TriggerSpec) -> None:
     """Raise TriggerError if the schedule or maxInterval cannot work."""
     if trigger.schedule is not None:
-        try:
-            cron.parse(trigger.schedule).next_after(_NEVER_PROBE)  # "0 0 31 2 *" never fires
-        except cron.CronError as exc:
-            raise TriggerError(f"spec.trigger.schedule: {exc}") from exc
+        parse_schedule(trigger.schedule)
     if trigger.maxInterval is not None:
         try:
             parse_duration(trigger.maxInterval)
@@ -117,7 +185,7 @@ def decide(
             trigger="Lag",
         )
 
-    schedule = cron.parse(trigger.schedule) if trigger.schedule else None
+    schedule = parse_schedule(trigger.schedule) if trigger.schedule else None
     slot_consumed: datetime | None = None
     if schedule is not None:
         anchor = max(

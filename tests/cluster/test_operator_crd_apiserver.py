@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
+from inshape_api import cron_syntax
 from inshape_api.result import RecordCounts
 from inshape_api.spec import parse_policy
 from inshape_api.status import Champion, Condition, LastRun, OffsetRange, PolicyStatus
@@ -82,6 +84,23 @@ def mutated(change: Callable[[dict[str, Any]], Any]) -> dict[str, Any]:
         ),
         (lambda s: s["trigger"].update(schedule="every 5 minutes"), "spec.trigger.schedule"),
         (lambda s: s["trigger"].update(schedule="*/5 9-17 * * mon-fri"), None),
+        (
+            lambda s: s["trigger"].update(schedule="99 99 99 99 99"),
+            'spec.trigger.schedule: Invalid value: "99 99 99 99 99": '
+            "spec.trigger.schedule in body should match",
+        ),
+        (
+            lambda s: s["trigger"].update(schedule="*/0 * * * *"),
+            'spec.trigger.schedule: Invalid value: "*/0 * * * *": '
+            "spec.trigger.schedule in body should match",
+        ),
+        (
+            lambda s: s["trigger"].update(schedule="61 * * * *"),
+            'spec.trigger.schedule: Invalid value: "61 * * * *": '
+            "spec.trigger.schedule in body should match",
+        ),
+        (lambda s: s["trigger"].update(schedule="*/15 9-17 * * mon-fri"), None),
+        (lambda s: s["trigger"].update(schedule="@hourly"), None),
         (lambda s: s.update(bogus=1), 'unknown field "spec.bogus"'),
     ],
 )
@@ -93,6 +112,68 @@ def test_the_crd_admits_and_refuses_like_the_parser(
         assert "created (server dry run)" in output, output
     else:
         assert refusal in output, output
+
+
+# Strings where the API server's regular expressions (Go's RE2, for an ECMA-262 pattern) and
+# Python's re.fullmatch (spec.py) could part: anchors before a newline, non-ASCII digits and
+# spaces, letter case, leading zeros, the day fields' `*`-first rule, croniter's extensions.
+SCHEDULES = [
+    "*/15 9-17 * * mon-fri",
+    "00 09 * * MON-Fri",
+    "0 0 1,15 JAN,jul *",
+    "0 0 29 2 *",
+    "0 0 31 2 *",  # admitted: the operator finds it never fires
+    "5-1 * * * *",  # admitted: the operator refuses a backwards range
+    "*/5 */2 */3 */4 */6",
+    "0 12 *,1 * *",
+    "0 12 * * 1,*",
+    "0 0 * * 0-7",
+    "0 0 * * 7",
+    "0 0 * * 8",
+    "@daily",
+    "@DAILY",
+    "@reboot",
+    "* * * * *\n",
+    "\n* * * * *",
+    "* * * * * ",
+    "*  *  *  *  *",
+    "*\t* * * *",
+    "* * * * *\u00a0",
+    "\u0661 * * * *",
+    "0 0 L * *",
+    "0 0 * * mon#2",
+    "0 0 ? * *",
+    "* * * * * *",
+    "1,,2 * * * *",
+    "0000059 23 31 12 6",
+    "60 * * * *",
+    "* * 0 * *",
+]
+
+
+def test_the_api_server_reads_the_pattern_as_spec_py_does(
+    policies: Callable[[dict[str, Any]], str], kubectl: Kubectl, namespace: str
+) -> None:
+    items = []
+    for index, schedule in enumerate(SCHEDULES):
+        document = mutated(lambda s, schedule=schedule: s["trigger"].update(schedule=schedule))
+        items.append({**document, "metadata": {"name": f"s{index}", "namespace": namespace}})
+    output = kubectl(
+        "apply",
+        "--dry-run=server",
+        "-f",
+        "-",
+        stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}),
+        check=False,
+    )
+    for index, schedule in enumerate(SCHEDULES):
+        admitted = re.search(rf"/s{index} created \(server dry run\)", output) is not None
+        refused = re.search(rf'"s{index}" is invalid: spec\.trigger\.schedule', output) is not None
+        assert admitted != refused, (schedule, output)
+        assert admitted == (re.fullmatch(cron_syntax.PATTERN, schedule) is not None), (
+            schedule,
+            output,
+        )
 
 
 def test_defaults_status_and_columns(

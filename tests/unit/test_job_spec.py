@@ -224,7 +224,7 @@ BAD_SPECS: list[tuple[dict[str, Any], str, str]] = [
     (with_value("source.kafka.features", []), "spec.source.kafka.features", "at least 1 item"),
     (with_value("source.kafka.topic", ""), "spec.source.kafka.topic", "at least 1 character"),
     (with_value("source.kafka.topic", "t" * 250), "spec.source.kafka.topic", "at most 249"),
-    (with_value("trigger.schedule", "* * *"), "spec.trigger.schedule", "at least 9"),
+    (with_value("trigger.schedule", "* * *"), "spec.trigger.schedule", "has 3 field(s); give 5"),
     # not a finite number (YAML can say .nan and .inf; JSON and so the CRD cannot)
     (
         with_value("evaluation.holdoutFraction", float("nan")),
