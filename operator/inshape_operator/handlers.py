@@ -18,6 +18,7 @@ operator's thread pool; the handlers only await them.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -61,8 +62,13 @@ class Operator:
     executor: ThreadPoolExecutor
 
     async def run_pass(self, ref: PolicyRef, logger: Any) -> Outcome:
+        # The handler's context goes along: kopf.event() finds Kopf's settings and event
+        # queue in context variables.
+        context = contextvars.copy_context()
         loop = asyncio.get_running_loop()
-        outcome = await loop.run_in_executor(self.executor, reconcile, self.services, ref, logger)
+        outcome = await loop.run_in_executor(
+            self.executor, context.run, reconcile, self.services, ref, logger
+        )
         self.wakeups.arm(ref.uid, outcome.recheck_at)
         return outcome
 

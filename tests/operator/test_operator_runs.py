@@ -167,4 +167,4 @@ def test_max_interval_starts_its_job_when_due_not_at_the_next_poll(slow_poll: Wo
     assert created is not None and started is not None
     # Due 20 s after the policy's creation; the next poll would have come 120 s after it.
     late = (started - created).total_seconds() - 20
-    assert -1 <= late <= 5, f"the Job started {late:+.0f} s from its due time"
+    assert -1 <= late <= 10, f"the Job started {late:+.0f} s from its due time"
