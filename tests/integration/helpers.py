@@ -11,7 +11,7 @@ from kafka.admin import KafkaAdminClient
 from kafka.structs import TopicPartition
 
 from inshape_api.spec import Policy, parse_policy
-from inshape_jobs.drain import TopicReader
+from inshape_jobs.drain import DeadLetters, TopicReader
 from inshape_jobs.produce import encoded, produce
 from inshape_jobs.streams import digits_records
 from inshape_jobs.tracking import Tracker
@@ -74,7 +74,11 @@ def fill(
 
 
 def run(
-    policy: Policy, run_key: str, reader: TopicReader | None = None, chunk_records: int = 2000
+    policy: Policy,
+    run_key: str,
+    reader: TopicReader | None = None,
+    chunk_records: int = 2000,
+    dead_letters: DeadLetters | None = None,
 ) -> dict[str, Any]:
     kafka = policy.spec.source.kafka
     assert kafka.bootstrapServers
@@ -86,6 +90,7 @@ def run(
             RunOptions(run_key=run_key, chunk_records=chunk_records, quiet=True),
             reader,
             tracker(policy),
+            dead_letters,
         )
     finally:
         if own_reader:

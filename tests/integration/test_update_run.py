@@ -5,21 +5,26 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections import Counter
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
 import mlflow
+import numpy as np
 import pytest
 import yaml
 from kafka.consumer import KafkaConsumer
 from kafka.structs import TopicPartition
 
 from inshape_api.names import RUN_KEY_TAG
-from inshape_api.spec import dumps_policy
+from inshape_api.spec import Policy, dumps_policy
 from inshape_hack.kafka import KafkaBroker
 from inshape_hack.mlflow_server import MlflowServer
-from inshape_jobs.drain import TopicReader
-from inshape_jobs.streams import MALFORMED_KINDS
+from inshape_jobs.drain import DeadLetters, TopicReader
+from inshape_jobs.produce import encoded
+from inshape_jobs.records import ChunkParser, RawChunk, RecordSchema
+from inshape_jobs.streams import MALFORMED_KINDS, digits_records
 from inshape_jobs.tracking import Tracker
 from tests.integration.helpers import committed, digits_policy, fill, run, tracker
 
@@ -248,6 +253,126 @@ def test_retrain_strategy_refits_on_a_bounded_window(
     assert second["records"]["read"] <= 1500 + 3
     assert second["records"]["read"] > 600
     assert second["records"]["holdout"] <= 600  # only new records are held out
+
+
+def _rejects_in_fill(policy: Policy, count: int, seed: int, bad_fraction: float) -> Counter[str]:
+    """The reject reasons of what fill(policy, count, seed, bad_fraction) produced: the same
+    values, regenerated and parsed here, away from Kafka."""
+    kafka = policy.spec.source.kafka
+    values: list[bytes | None] = list(
+        islice(encoded(digits_records(seed=seed), bad_fraction, seed=seed), count)
+    )
+    schema = RecordSchema(tuple(kafka.features), kafka.label, kafka.maxRecordBytes, True)
+    n = len(values)
+    raw = RawChunk(np.zeros(n, dtype=np.int64), np.arange(n, dtype=np.int64), values)
+    return ChunkParser(schema).parse(raw).rejects
+
+
+def _run_dead_lettering(policy: Policy, run_key: str) -> dict[str, Any]:
+    kafka = policy.spec.source.kafka
+    assert kafka.bootstrapServers and kafka.deadLetterTopic
+    dead = DeadLetters(kafka.bootstrapServers, kafka.deadLetterTopic, kafka.topic)
+    try:
+        return run(policy, run_key, dead_letters=dead)
+    finally:
+        dead.close()
+
+
+def _dead_letter_sources(policy: Policy) -> list[tuple[int, int]]:
+    """(partition, offset) of the source record of every dead letter, in topic order."""
+    kafka = policy.spec.source.kafka
+    assert kafka.bootstrapServers and kafka.deadLetterTopic
+    consumer = KafkaConsumer(
+        bootstrap_servers=kafka.bootstrapServers,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=5000,
+    )
+    consumer.assign([TopicPartition(kafka.deadLetterTopic, 0)])
+    letters = list(consumer)
+    consumer.close()
+    sources = []
+    for letter in letters:
+        topic, partition, offset = dict(letter.headers)["inshape-source"].decode().rsplit("/", 2)
+        assert topic == kafka.topic
+        sources.append((int(partition), int(offset)))
+    return sources
+
+
+def test_retrain_window_counts_and_dead_letters_each_bad_record_once(
+    kafka_broker: KafkaBroker, mlflow_server: MlflowServer, unique_name: str
+) -> None:
+    policy = digits_policy(
+        unique_name,
+        kafka_broker.bootstrap_servers,
+        mlflow_server.tracking_uri,
+        spec={
+            "source": {"kafka": {"deadLetterTopic": f"{unique_name}-dlq"}},
+            "model": {
+                "estimator": "sklearn.ensemble.RandomForestClassifier",
+                "params": {"n_estimators": 20, "random_state": 0},
+                "strategy": "retrain",
+                # 1000 a partition: more than the second fill, so every partition the first
+                # run read is read again in part, whatever the producer's spread.
+                "window": {"maxRecords": 3000},
+            },
+        },
+    )
+    fill(policy, 1200, seed=4, bad_fraction=0.1)
+    first = _run_dead_lettering(policy, "wb1")
+    fill(policy, 600, seed=5, bad_fraction=0.1)
+    second = _run_dead_lettering(policy, "wb2")
+    bad_first = _rejects_in_fill(policy, 1200, seed=4, bad_fraction=0.1)
+    bad_second = _rejects_in_fill(policy, 600, seed=5, bad_fraction=0.1)
+    assert sum(bad_first.values()) > 0 and sum(bad_second.values()) > 0
+
+    # Each run counts the bad records it was the first to read, and those only.
+    assert first["rejectedByReason"] == dict(bad_first)
+    assert second["rejectedByReason"] == dict(bad_second)
+    assert first["records"]["rejected"] == sum(bad_first.values())
+    assert second["records"]["rejected"] == sum(bad_second.values())
+    # The dead-letter topic holds each bad record once.
+    sources = _dead_letter_sources(policy)
+    assert len(set(sources)) == len(sources) == sum((bad_first + bad_second).values())
+
+    # The first run read everything as new; the second re-read part of it for the window.
+    assert first["records"]["new"] == first["records"]["read"] == 1200
+    assert first["records"]["reread"] == 0
+    records = second["records"]
+    assert records["new"] == 600
+    assert records["reread"] > 0
+    assert records["new"] + records["reread"] == records["read"] <= 3000 + 3
+    assert records["valid"] + records["rejected"] == records["new"]
+    # The window did reach back over bad records of the first run: still not trained on.
+    lineage = tracker(policy).load_document(second["runId"], "lineage/offsets.json")
+    ranges = {int(p): r for p, r in lineage["partitions"].items()}
+    reread_bad = [(p, o) for p, o in sources if ranges[p]["from"] <= o < ranges[p]["newFrom"]]
+    assert reread_bad
+    assert records["train"] + records["holdout"] == (
+        records["read"] - records["rejected"] - len(reread_bad)
+    )
+
+    # MLflow holds the same counts.
+    t = tracker(policy)
+    metrics = t.get_run(second["runId"]).data.metrics
+    assert metrics["records_read"] == records["read"]
+    assert metrics["records_new"] + metrics["records_reread"] == metrics["records_read"]
+    assert metrics["records_new"] == 600
+    assert metrics["records_reread"] == records["reread"]
+    assert metrics["records_valid"] + metrics["records_rejected"] == metrics["records_new"]
+    by_reason = {
+        k.removeprefix("rejected_"): v for k, v in metrics.items() if k.startswith("rejected_")
+    }
+    assert by_reason == dict(bad_second)
+    characteristics = t.load_document(second["runId"], "sample/characteristics.json")
+    assert characteristics["records"] == records
+    assert characteristics["rejectedByReason"] == second["rejectedByReason"]
+    first_metrics = t.get_run(first["runId"]).data.metrics
+    assert first_metrics["records_rejected"] + metrics["records_rejected"] == len(sources)
+    print(  # the numbers, for -s
+        f"rejects per run: {first['records']['rejected']}, {records['rejected']}; "
+        f"second run read {records['read']} = {records['new']} new + {records['reread']} "
+        f"re-read ({len(reread_bad)} bad, not counted again); dead letters {len(sources)}"
+    )
 
 
 def test_regressor_gate_uses_paired_bootstrap(
