@@ -9,8 +9,8 @@ import json
 import math
 import struct
 from collections import Counter
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from itertools import starmap
 from typing import Annotated, Any, cast
@@ -288,4 +288,21 @@ def drop_unknown_labels(parsed: ParsedChunk, classes: npt.NDArray[Any]) -> Parse
         offsets=parsed.offsets[known],
         rejects=parsed.rejects,
         rejected=parsed.rejected,
+    )
+
+
+def drop_reread_rejects(parsed: ParsedChunk, committed: Mapping[int, int]) -> ParsedChunk:
+    """The chunk with only the rejects at or after their partition's committed offset.
+
+    A record below it is a re-read (a retrain window reaching back): the run that first read it
+    already counted and dead-lettered it, so it is left out of the counts and the dead letters
+    this time. It stays out of training all the same: it is not among the rows.
+    """
+    reread = [r for r in parsed.rejected if r[1] < committed.get(r[0], 0)]
+    if not reread:
+        return parsed
+    return replace(
+        parsed,
+        rejects=parsed.rejects - Counter(reason for _, _, reason, _ in reread),
+        rejected=[r for r in parsed.rejected if r[1] >= committed.get(r[0], 0)],
     )

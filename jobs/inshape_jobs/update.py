@@ -42,6 +42,7 @@ from inshape_jobs.records import (
     ParsedChunk,
     RawChunk,
     RecordSchema,
+    drop_reread_rejects,
     drop_unknown_labels,
 )
 from inshape_jobs.split import effective_holdout_fraction, holdout_mask
@@ -102,7 +103,12 @@ class Timers:
 
 @dataclass
 class Drained:
-    """What one pass over the snapshot produced."""
+    """What one pass over the snapshot produced.
+
+    read = new + reread: a retrain window re-reads records before the committed offsets.
+    stats and rejects cover new records only, so a bad record counts once, in the run that
+    first read it.
+    """
 
     model: BaseEstimator | None
     holdout_x: npt.NDArray[np.float64]
@@ -111,6 +117,8 @@ class Drained:
     rejects: Counter[str]
     read: int
     train: int
+    new: int
+    reread: int
 
 
 def lineage_ranges(snapshot: Snapshot) -> dict[str, dict[str, int]]:
@@ -161,12 +169,13 @@ def drain_and_train(
         edges = champion.profile.get("edges")
     stats = SampleStats(list(kafka.features), edges=edges)
     fraction = effective_holdout_fraction(ev.holdoutFraction, ev.maxHoldout, snapshot.new_records)
+    committed = snapshot.committed_offsets()
     first_new = np.zeros(max((r.partition for r in snapshot.ranges), default=0) + 1, dtype=np.int64)
     for r in snapshot.ranges:
         first_new[r.partition] = r.committed
     holdout_x: list[npt.NDArray[np.float64]] = []
     holdout_y: list[npt.NDArray[Any]] = []
-    held = read = train = 0
+    held = read = new = train = 0
     rejects: Counter[str] = Counter()
     progress = Progress("drain", snapshot.to_read, quiet=options.quiet)
     chunks = reader.read(snapshot, options.chunk_records)
@@ -184,6 +193,8 @@ def drain_and_train(
                 log.info("Classes taken from the first chunk: %s", classes.tolist())
             if classes is not None:
                 parsed = drop_unknown_labels(parsed, classes)
+            # Rejects re-read by a retrain window were counted and dead-lettered already.
+            parsed = drop_reread_rejects(parsed, committed)
             rejects.update(parsed.rejects)
             if dead_letters is not None and parsed.rejected:
                 dead_letters.send(parsed.rejected)
@@ -202,6 +213,7 @@ def drain_and_train(
         with timers.stage("train"):
             candidate.update(parsed.features[~to_holdout], parsed.labels[~to_holdout])
         read += len(chunk)
+        new += int((chunk.offsets >= first_new[chunk.partitions]).sum())
         train += int((~to_holdout).sum())
         progress.update(read)
     progress.done(read)
@@ -216,6 +228,8 @@ def drain_and_train(
         rejects=rejects,
         read=read,
         train=train,
+        new=new,
+        reread=read - new,
     )
 
 
@@ -249,8 +263,12 @@ def build_record(
     metric = spec.evaluation.metric
     profile = drained.stats.profile()
     drift = drift_scores(champion.profile, profile) if champion and champion.profile else {}
+    # records_read = records_new + records_reread (a retrain window's history); valid,
+    # rejected and rejected_<reason> count new records only: each bad record once.
     metrics: dict[str, float] = {
         "records_read": drained.read,
+        "records_new": drained.new,
+        "records_reread": drained.reread,
         "records_valid": drained.stats.n,
         "records_rejected": sum(drained.rejects.values()),
         "records_train": drained.train,
@@ -274,9 +292,12 @@ def build_record(
         "sample/characteristics.json": {
             "records": {
                 "read": drained.read,
+                "new": drained.new,
+                "reread": drained.reread,
                 "valid": drained.stats.n,
                 "train": drained.train,
                 "holdout": len(drained.holdout_y),
+                "rejected": sum(drained.rejects.values()),
             },
             "rejectedByReason": dict(drained.rejects),
             "labels": dict(drained.stats.labels),
@@ -492,8 +513,10 @@ def run_update(
             ),
             6,
         ),
-        records=RecordCounts(
+        records=RecordCounts(  # valid and rejected: new records only (see Drained)
             read=drained.read,
+            new=drained.new,
+            reread=drained.reread,
             valid=drained.stats.n,
             train=drained.train,
             holdout=len(drained.holdout_y),

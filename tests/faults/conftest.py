@@ -374,7 +374,8 @@ def nothing_lost(policy: Policy, produced: int) -> Ledger:
         metrics = run.data.metrics
         ledger.valid += int(metrics.get("records_valid", 0))
         ledger.rejected += int(metrics.get("records_rejected", 0))
-        ledger.read += int(metrics.get("records_read", 0))
+        # New records only: a retrain run also re-reads its window (records_reread).
+        ledger.read += int(metrics.get("records_new", 0))
         for key, value in metrics.items():
             if key.startswith("rejected_"):
                 reason = key.removeprefix("rejected_")

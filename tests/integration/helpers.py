@@ -12,7 +12,7 @@ from kafka.structs import TopicPartition
 
 from inshape_api.result import RunResult
 from inshape_api.spec import Policy, parse_policy
-from inshape_jobs.drain import TopicReader
+from inshape_jobs.drain import DeadLetters, TopicReader
 from inshape_jobs.produce import encoded, produce
 from inshape_jobs.streams import digits_records
 from inshape_jobs.tracking import Tracker
@@ -75,7 +75,11 @@ def fill(
 
 
 def run(
-    policy: Policy, run_key: str, reader: TopicReader | None = None, chunk_records: int = 2000
+    policy: Policy,
+    run_key: str,
+    reader: TopicReader | None = None,
+    chunk_records: int = 2000,
+    dead_letters: DeadLetters | None = None,
 ) -> RunResult:
     kafka = policy.spec.source.kafka
     assert kafka.bootstrapServers
@@ -87,6 +91,7 @@ def run(
             RunOptions(run_key=run_key, chunk_records=chunk_records, quiet=True),
             reader,
             tracker(policy),
+            dead_letters,
         )
     finally:
         if own_reader:

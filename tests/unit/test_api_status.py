@@ -177,4 +177,3 @@ def test_condition_finds_one_by_type() -> None:
     assert ready is not None and (ready.status, ready.reason) == ("True", "ChampionServing")
     assert FULL.condition("Unknown") is None
     assert PolicyStatus().condition("Ready") is None
-

@@ -15,6 +15,7 @@ from inshape_jobs.records import (
     RecordSchema,
     Reject,
     classify_bad_record,
+    drop_reread_rejects,
     drop_unknown_labels,
 )
 
@@ -327,6 +328,65 @@ def test_drop_unknown_labels_keeps_all_known() -> None:
     parsed = parse(CLASSIFIER, [encode({"a": 0, "b": 0, "label": 1})])
     assert drop_unknown_labels(parsed, np.array([0, 1])) is parsed
     assert not parsed.rejects
+
+
+def _window_chunk() -> ParsedChunk:
+    """Two partitions, each read from before its committed offset (a retrain window)."""
+    good, bad = encode({"a": 1, "b": 1, "label": 1}), b"bad"
+    raw = RawChunk(
+        partitions=np.array([0, 0, 0, 0, 1, 1, 1], dtype=np.int64),
+        offsets=np.array([8, 9, 10, 11, 20, 21, 22], dtype=np.int64),
+        values=[bad, good, bad, encode({"a": 1}), encode({"b": 2, "label": 1}), bad, good],
+    )
+    return ChunkParser(CLASSIFIER).parse(raw)
+
+
+def test_drop_reread_rejects_keeps_only_rejects_at_or_after_the_committed_offset() -> None:
+    parsed = _window_chunk()
+    assert dict(parsed.rejects) == {"not_json": 3, "missing_feature": 2}
+
+    kept = drop_reread_rejects(parsed, {0: 10, 1: 22})
+
+    # Partition 0: 8 is a re-read, 10 (== committed) and 11 are new; partition 1: all re-reads.
+    assert [(p, o, r) for p, o, r, _ in kept.rejected] == [
+        (0, 10, "not_json"),
+        (0, 11, "missing_feature"),
+    ]
+    assert dict(kept.rejects) == {"not_json": 1, "missing_feature": 1}
+    assert sum(kept.rejects.values()) == len(kept.rejected)
+    assert kept.rejected[0][3] == b"bad"  # the value goes on to the dead-letter topic
+    # The good rows, re-read or new, are untouched: training still sees the whole window.
+    assert (kept.partitions.tolist(), kept.offsets.tolist()) == ([0, 1], [9, 22])
+    np.testing.assert_array_equal(kept.features, parsed.features)
+    # The parsed chunk itself is not changed.
+    assert dict(parsed.rejects) == {"not_json": 3, "missing_feature": 2}
+    assert len(parsed.rejected) == 5
+
+
+def test_drop_reread_rejects_drops_a_reason_seen_only_in_re_reads() -> None:
+    kept = drop_reread_rejects(_window_chunk(), {0: 12, 1: 23})
+    assert kept.rejected == [] and not kept.rejects
+    assert "missing_feature" not in kept.rejects
+
+
+def test_drop_reread_rejects_changes_nothing_without_a_re_read() -> None:
+    # An incremental run: every offset read is at or after the committed one.
+    parsed = _window_chunk()
+    assert drop_reread_rejects(parsed, {0: 8, 1: 20}) is parsed
+    assert drop_reread_rejects(parsed, {}) is parsed  # a partition never committed starts at 0
+
+
+def test_drop_reread_rejects_after_drop_unknown_labels() -> None:
+    values: list[bytes | None] = [
+        encode({"a": 0, "b": 0, "label": 7}),
+        encode({"a": 1, "b": 1, "label": 1}),
+        encode({"a": 2, "b": 2, "label": 7}),
+    ]
+    known = drop_unknown_labels(parse(CLASSIFIER, values), np.array([0, 1]))
+    kept = drop_reread_rejects(known, {0: 1})
+    assert kept.rejected == [(0, 2, "unknown_label", None)]
+    assert dict(kept.rejects) == {"unknown_label": 1}
+    assert kept.offsets.tolist() == [1]
 
 
 def test_reject_values_are_the_documented_strings() -> None:

@@ -6,7 +6,14 @@ import dataclasses
 
 import pytest
 
-from inshape_operator.config import SETTINGS, ConfigError, OperatorConfig, describe, load
+from inshape_operator.config import (
+    SETTINGS,
+    ConfigError,
+    OperatorConfig,
+    describe,
+    load,
+    undocumented,
+)
 
 
 def test_defaults() -> None:
@@ -58,6 +65,7 @@ def test_bad_values_name_the_variable(env: str, value: str) -> None:
 
 
 def test_every_field_is_documented_once() -> None:
+    assert undocumented() == set()
     fields = [f.name for f in dataclasses.fields(OperatorConfig)]
     assert sorted(s.field for s in SETTINGS) == sorted(fields)
     assert len({s.env for s in SETTINGS}) == len(SETTINGS)

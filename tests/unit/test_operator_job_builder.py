@@ -3,38 +3,44 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from inshape_api.spec import load_policy, parse_policy
+from inshape_api.spec import Policy, dumps_policy, load_policy, parse_policy
+from inshape_operator.config import OperatorConfig, load
 from inshape_operator.job_builder import (
-    JobRequest,
+    RunRequest,
     build_job,
     job_name,
     next_sequence,
     policy_label,
     selector,
-    sequence_of,
 )
+from inshape_operator.results import job_view
+from inshape_operator.world import JobView
 
 ROOT = Path(__file__).resolve().parents[2]
 POLICY = yaml.safe_load((ROOT / "manifests/examples/digits.yaml").read_text())
 UID = "0f6c1a7e-1111-2222-3333-444455556666"
+CONFIG: OperatorConfig = load({})
 
 
-def request(**changes: Any) -> JobRequest:
-    values: dict[str, Any] = {
-        "policy_name": "digits",
-        "namespace": "ml",
-        "uid": UID,
-        "spec": POLICY["spec"],
-        "sequence": 7,
-        "image": "inshape:dev",
-    }
-    values.update(changes)
-    return JobRequest(**values)
+def policy(spec: dict[str, Any] | None = None) -> Policy:
+    return parse_policy({**POLICY, "spec": spec if spec is not None else POLICY["spec"]})
+
+
+def run(**changes: Any) -> RunRequest:
+    return RunRequest(**{"uid": UID, "sequence": 7, **changes})
+
+
+def build(
+    spec: dict[str, Any] | None = None, config: OperatorConfig = CONFIG, **changes: Any
+) -> dict[str, Any]:
+    return build_job(policy(spec), run(**changes), config)
 
 
 def container(job: dict[str, Any]) -> dict[str, Any]:
@@ -59,11 +65,12 @@ def test_names_are_deterministic_and_short() -> None:
 
 
 def test_same_request_same_job() -> None:
-    assert build_job(request()) == build_job(request())
+    assert build() == build()
+    assert build(trigger="Lag", generation=3) == build(trigger="Lag", generation=3)
 
 
 def test_metadata_labels_and_owner() -> None:
-    job = build_job(request(trigger="Lag", generation=3))
+    job = build(trigger="Lag", generation=3)
     meta = job["metadata"]
     assert (job["apiVersion"], job["kind"]) == ("batch/v1", "Job")
     assert (meta["name"], meta["namespace"]) == ("digits-update-7", "ml")
@@ -85,35 +92,43 @@ def test_metadata_labels_and_owner() -> None:
             "blockOwnerDeletion": True,
         }
     ]
-    pod_labels = job["spec"]["template"]["metadata"]["labels"]
+    template = job["spec"]["template"]["metadata"]
     assert selector(UID) == f"inshape.dev/policy-uid={UID}"
-    assert pod_labels["inshape.dev/policy-uid"] == UID
+    assert template["labels"]["inshape.dev/policy-uid"] == UID
+    assert template["annotations"] == meta["annotations"]
+    assert build()["metadata"]["annotations"] == {}
 
 
 def test_limits_come_from_spec_job_and_config() -> None:
     spec = {**POLICY["spec"], "job": {"activeDeadlineSeconds": 600, "backoffLimit": 0}}
-    job = build_job(request(spec=spec, ttl_seconds=120))
+    job = build(spec, replace(CONFIG, job_ttl_seconds=120))
     assert job["spec"]["activeDeadlineSeconds"] == 600
     assert job["spec"]["backoffLimit"] == 0
     assert job["spec"]["ttlSecondsAfterFinished"] == 120
-    defaults = build_job(request())["spec"]
+    defaults = build()["spec"]
     assert (defaults["activeDeadlineSeconds"], defaults["backoffLimit"]) == (1800, 2)
+    assert defaults["ttlSecondsAfterFinished"] == 3600
 
 
 def test_spec_errors_fail_the_job_without_retries() -> None:
-    rules = build_job(request())["spec"]["podFailurePolicy"]["rules"]
+    rules = build()["spec"]["podFailurePolicy"]["rules"]
     assert rules[0]["action"] == "FailJob"
     assert rules[0]["onExitCodes"] == {"containerName": "update", "operator": "In", "values": [2]}
+    assert rules[1] == {
+        "action": "Ignore",
+        "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}],
+    }
 
 
 def test_restricted_pod() -> None:
-    job = build_job(request())
+    job = build()
     pod = job["spec"]["template"]["spec"]
     assert pod["restartPolicy"] == "Never"
     assert pod["automountServiceAccountToken"] is False
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     assert pod["securityContext"]["runAsUser"] == 65532
+    assert pod["securityContext"]["runAsGroup"] == 65532
     c = container(job)
     assert c["securityContext"] == {
         "allowPrivilegeEscalation": False,
@@ -123,30 +138,32 @@ def test_restricted_pod() -> None:
     }
     assert c["volumeMounts"] == [{"name": "tmp", "mountPath": "/tmp"}]
     assert pod["volumes"] == [{"name": "tmp", "emptyDir": {}}]
-    assert (
-        "runAsUser"
-        not in build_job(request(run_as_user=None))["spec"]["template"]["spec"]["securityContext"]
-    )
+    image_user = build(config=replace(CONFIG, job_run_as_user=None))
+    assert "runAsUser" not in image_user["spec"]["template"]["spec"]["securityContext"]
 
 
 def test_command_image_and_resources() -> None:
-    c = container(build_job(request()))
+    c = container(build())
     assert c["name"] == "update"
     assert c["command"] == ["python", "-m", "inshape_jobs", "update"]
     assert c["image"] == "inshape:dev"
+    assert c["imagePullPolicy"] == "IfNotPresent"
     assert c["resources"] == {}
     spec = {
         **POLICY["spec"],
         "job": {"image": "registry/inshape:1", "resources": {"limits": {"memory": "1Gi"}}},
     }
-    c = container(build_job(request(spec=spec, bootstrap_servers="k-kafka-bootstrap.ml.svc:9092")))
+    c = container(build(spec, bootstrap_servers="k-kafka-bootstrap.ml.svc:9092"))
     assert c["image"] == "registry/inshape:1"
     assert c["resources"] == {"limits": {"memory": "1Gi"}}
     assert c["command"][-2:] == ["--bootstrap-servers", "k-kafka-bootstrap.ml.svc:9092"]
+    configured = replace(CONFIG, job_image="registry/inshape:2", job_image_pull_policy="Always")
+    c = container(build(config=configured))
+    assert (c["image"], c["imagePullPolicy"]) == ("registry/inshape:2", "Always")
 
 
 def test_termination_message_and_run_key() -> None:
-    job = build_job(request())
+    job = build()
     c = container(job)
     env = env_of(job)
     assert c["terminationMessagePath"] == "/dev/termination-log"
@@ -159,7 +176,8 @@ def test_termination_message_and_run_key() -> None:
 
 
 def test_policy_env_is_what_the_job_loads() -> None:
-    env = env_of(build_job(request()))
+    env = env_of(build())
+    assert env["INSHAPE_POLICY"] == dumps_policy(policy())
     document = json.loads(env["INSHAPE_POLICY"])
     assert document["metadata"] == {"name": "digits", "namespace": "ml"}
     assert (document["apiVersion"], document["kind"]) == (
@@ -171,12 +189,15 @@ def test_policy_env_is_what_the_job_loads() -> None:
 
 
 def test_sequence_continues_from_jobs_and_status() -> None:
-    jobs: list[dict[str, Any]] = [
-        {"metadata": {"labels": {"inshape.dev/run": "3"}}},
-        {"metadata": {"labels": {"inshape.dev/run": "junk"}}},
-        {"metadata": {}},
+    jobs: list[JobView] = [
+        job_view({"metadata": {"name": "a", "labels": {"inshape.dev/run": "3"}}}),
+        job_view({"metadata": {"name": "b", "labels": {"inshape.dev/run": "junk"}}}),
+        job_view({"metadata": {"name": "c"}}),
     ]
-    assert sequence_of(jobs[0]) == 3 and sequence_of(jobs[1]) is None
+    assert [j.sequence for j in jobs] == [3, None, None]
     assert next_sequence(jobs, None) == 4
     assert next_sequence(jobs, 9) == 10
+    assert next_sequence(jobs, 2) == 4
     assert next_sequence([], None) == 1
+    created = datetime(2025, 3, 1, tzinfo=UTC)
+    assert next_sequence(iter([JobView("d", 8, "Active", created, "Lag")]), None) == 9
