@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal, get_type_hints
+from typing import Any, Literal, get_args, get_type_hints
 
 from inshape_api.result import Outcome, RecordCounts
 from inshape_api.spec import doc
@@ -50,6 +50,8 @@ class Condition:
     )
 
     def __post_init__(self) -> None:
+        if self.status not in get_args(ConditionStatus):
+            raise ValueError(f"condition {self.type}: status {self.status!r} is not True/False")
         if len(self.reason) > REASON_MAX or not REASON.match(self.reason):
             raise ValueError(f"condition {self.type}: reason {self.reason!r} is not CamelCase")
 

@@ -3,7 +3,8 @@
 Types are frozen dataclasses whose field names are the JSON names (camelCase, like the spec).
 `to_wire` leaves out every field that holds its default (so a status or result carries only
 what it says), writes times as Kubernetes does and never emits a non-finite number (JSON has
-none). `from_wire` is msgspec's typed conversion: wrong shapes fail with the JSON path named.
+none: such a value is left out, wherever it is). `from_wire` is msgspec's typed conversion:
+wrong shapes fail with the JSON path named.
 """
 
 from __future__ import annotations
@@ -55,9 +56,10 @@ def to_wire(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, Mapping):
-        return {str(k): to_wire(v) for k, v in value.items()}
+        items = ((str(k), to_wire(v)) for k, v in value.items())
+        return {k: v for k, v in items if v is not None}
     if isinstance(value, list | tuple):
-        return [to_wire(v) for v in value]
+        return [v for v in (to_wire(v) for v in value) if v is not None]
     return value
 
 

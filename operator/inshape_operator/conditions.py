@@ -41,6 +41,12 @@ def set_condition(
     old = next((c for c in conditions if c.type == new.type), None)
     moment = old.lastTransitionTime if old is not None and old.status == new.status else now
     entry = replace(new, message=new.message[:MESSAGE_MAX], lastTransitionTime=moment)
-    if old is None:
-        return (*conditions, entry)
-    return tuple(entry if c.type == new.type else c for c in conditions)
+    kept: list[Condition] = []
+    placed = False
+    for condition in conditions:
+        if condition.type != new.type:
+            kept.append(condition)
+        elif not placed:  # duplicates of a type (hand-edited status) collapse into one
+            kept.append(entry)
+            placed = True
+    return (*kept, entry) if not placed else tuple(kept)

@@ -272,11 +272,6 @@ def test_failed_says_why() -> None:
     assert decode(result.encode()) == result
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="wire.to_wire turns a non-finite float inside a dict into null, which RunResult "
-    "(stages: dict[str, float]) then refuses: the result decodes as UnreadableResult",
-)
 def test_a_non_finite_stage_time_does_not_spoil_the_result() -> None:
     result = replace(PROMOTED, stages={"drain": math.nan, "log": 0.3})
     decoded = decode(result.encode())

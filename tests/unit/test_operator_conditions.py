@@ -70,11 +70,6 @@ def test_a_long_message_is_cut_to_the_api_limit() -> None:
     assert result[0].message == "x" * MESSAGE_MAX
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="conditions.set_condition replaces every condition of the type with the new one, "
-    "so duplicates stay duplicated instead of collapsing to one",
-)
 def test_duplicates_collapse_to_one() -> None:
     dup = (cond("Ready", "True", "A"), cond("Ready", "False", "B"))
     result = set_condition(dup, cond("Ready", "True", "Fine"), T0)

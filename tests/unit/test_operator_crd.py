@@ -14,12 +14,27 @@ import pytest
 import yaml
 
 from inshape_api import spec as spec_module
-from inshape_api.spec import PolicySpec, SpecError, parse_spec
+from inshape_api.result import RecordCounts, decode
+from inshape_api.spec import PolicySpec, SpecError, parse_policy, parse_spec
+from inshape_api.status import (
+    Champion,
+    Condition,
+    LastRun,
+    OffsetRange,
+    PolicyStatus,
+)
 from inshape_operator import crd
-from inshape_operator.conditions import Condition, set_condition
-from inshape_operator.results import parse_result
-from inshape_operator.status import Observation, Problem, desired_status
+from inshape_operator.conditions import set_condition
+from inshape_operator.status import Progress, Rollout, champion_of, desired_status
 from inshape_operator.triggers import Decision
+from inshape_operator.world import (
+    FinishedRun,
+    KafkaView,
+    ObservedPolicy,
+    PolicyRef,
+    Problem,
+    World,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFEST = ROOT / crd.MANIFEST
@@ -111,7 +126,8 @@ def validate(schema: dict[str, Any], value: Any, path: str = "") -> list[str]:
 def test_committed_manifest_matches_generated() -> None:
     assert MANIFEST.exists(), f"{crd.MANIFEST} is missing: run `make crd`"
     assert MANIFEST.read_text() == crd.render(), (
-        f"{crd.MANIFEST} is out of date with jobs/inshape_jobs/spec.py: run `make crd` "
+        f"{crd.MANIFEST} is out of date with api/inshape_api/spec.py and status.py: run "
+        "`make crd` "
         f"(python -m inshape_operator.crd -o {crd.MANIFEST}) and commit the result"
     )
 
@@ -388,39 +404,151 @@ def test_schema_and_parser_agree_on_samples() -> None:
         assert schema_ok == parser_ok, raw
 
 
+def world(stored: PolicyStatus, finished: FinishedRun | None) -> World:
+    document = yaml.safe_load(EXAMPLE.read_text())
+    return World(
+        now=NOW,
+        policy=ObservedPolicy(
+            ref=PolicyRef("ml", "digits", "uid-1"),
+            generation=4,
+            created=NOW,
+            policy=parse_policy(document),
+            spec_error=None,
+            status=stored,
+            stored_status=stored.to_wire(),
+        ),
+        finished=finished,
+        kafka=KafkaView(bootstrap="kafka:9092", pending=3),
+    )
+
+
 def test_status_written_by_the_operator_is_not_pruned() -> None:
     """Every key status.py writes is in the status schema, with the right types."""
-    result = parse_result(
+    result = decode(
         '{"outcome":"Promoted","reasons":["Improved"],"message":"better","runId":"r1",'
         '"runKey":"k","metric":"f1_macro","candidateScore":0.93,"championScore":0.9,'
         '"modelVersion":"7","modelUri":"models:/digits/7","records":{"read":10,"valid":9},'
-        '"offsets":{"0":[0,10]}}',
+        '"offsets":{"0":[0,10]}}'
+    )
+    assert result.outcome == "Promoted"
+    finished = FinishedRun("digits-update-7", 7, "Lag", NOW, result)
+    v6 = Champion(uri="models:/digits/6", version="6", metric=0.9)
+    current = PolicyStatus(
+        champion=v6,
+        conditions=set_condition((), Condition("Ready", "True", "ChampionServing", "", NOW), NOW),
+    )
+    progress = Progress(
+        spec_error=None,
+        decision=Decision(False, "BelowThreshold", "3 of 2000", schedule_time=NOW),
+        running_job=None,
+        running_trigger=None,
+        champion=champion_of(finished, NOW),
+        previous=v6,
+        rollout=Rollout(True, False, Problem("RolloutFailed", "forbidden")),
+    )
+    status, _ = desired_status(world(current, finished), progress)
+    document = status.to_wire()
+    assert {"champion", "previousChampion", "lastRun", "lastScheduleTime"} <= set(document)
+    assert document["lastRun"]["offsets"] == {"0": {"start": 0, "end": 10}}
+    assert validate(_schema_at("status"), document, "status") == []
+    crashed = FinishedRun("digits-update-8", 8, "Lag", NOW, decode("boom"))
+    failed, _ = desired_status(
+        world(status, crashed),
+        Progress(None, None, None, None, status.champion, status.previousChampion, Rollout()),
+    )
+    assert failed.lastRun is not None and failed.lastRun.outcome == "Failed"
+    assert validate(_schema_at("status"), failed.to_wire(), "status") == []
+
+
+FULL_STATUS = PolicyStatus(
+    observedGeneration=4,
+    conditions=(
+        Condition("Ready", "True", "ChampionServing", "served", NOW, 4),
+        Condition("Degraded", "False", "AsExpected", "", NOW),
+    ),
+    champion=Champion(
+        uri="models:/digits/7",
+        version="7",
+        metric=0.93,
+        metricName="f1_macro",
+        runId="r7",
         job="digits-update-7",
-    )
-    current = {
-        "champion": {"version": "6", "uri": "models:/digits/6", "metric": 0.9},
-        "conditions": set_condition([], Condition("Ready", "True", "ChampionServing"), NOW),
+        promotedAt=NOW,
+    ),
+    previousChampion=Champion(uri="models:/digits/6"),
+    pendingRecords=0,
+    lastRun=LastRun(
+        outcome="Promoted",
+        job="digits-update-7",
+        sequence=7,
+        trigger="Lag",
+        runId="r7",
+        reasons=("Improved",),
+        message="better",
+        records=RecordCounts(1, 2, 3, 4, 5, 6, 7),
+        offsets={"0": OffsetRange(0, 10)},
+        candidateMetric=0.93,
+        championMetric=0.9,
+        modelVersion="7",
+        finishedAt=NOW,
+    ),
+    lastScheduleTime=NOW,
+)
+
+
+def _status_classes(
+    cls: type, schema: dict[str, Any], path: str = "status"
+) -> list[tuple[str, type, dict[str, Any]]]:
+    """Every status dataclass with its schema (through arrays and maps)."""
+    found = [(path, cls, schema)]
+    for f in dataclasses.fields(cls):
+        prop = schema["properties"][f.name]
+        for tp in (get_type_hints(cls)[f.name], *get_args(get_type_hints(cls)[f.name])):
+            if dataclasses.is_dataclass(tp):
+                node = prop.get("items") or prop.get("additionalProperties") or prop
+                found += _status_classes(tp, node, f"{path}.{f.name}")  # type: ignore[arg-type]
+    return found
+
+
+def test_every_status_field_is_in_the_schema() -> None:
+    walked = _status_classes(PolicyStatus, _schema_at("status"))
+    assert {cls for _, cls, _ in walked} == {
+        PolicyStatus,
+        Condition,
+        Champion,
+        LastRun,
+        RecordCounts,
+        OffsetRange,
     }
-    update = desired_status(
-        current,
-        Observation(
-            now=NOW,
-            generation=4,
-            finished=result,
-            finished_sequence=7,
-            finished_trigger="Lag",
-            pending=3,
-            has_target=True,
-            target_in_sync=False,
-            rollout_problem=Problem("RolloutFailed", "forbidden"),
-            decision=Decision(False, "BelowThreshold", "3 of 2000", schedule_time=NOW),
-        ),
+    for path, cls, schema in walked:
+        assert schema["type"] == "object", path
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        assert set(schema["properties"]) == set(fields), path
+        required = [
+            n
+            for n, f in fields.items()
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        ]
+        assert schema.get("required", []) == required, path
+        for name, f in fields.items():
+            for key, value in (f.metadata.get("schema") or {}).items():
+                assert schema["properties"][name][key] == value, f"{path}.{name}: {key}"
+
+
+def test_the_status_schema_has_no_defaults() -> None:
+    """Only the operator writes status: the API server must not fill anything in."""
+    assert all("default" not in s for _, s in _all_schemas(_schema_at("status")))
+
+
+def test_a_full_status_is_valid_and_an_old_offsets_shape_is_not() -> None:
+    document = FULL_STATUS.to_wire()
+    assert validate(_schema_at("status"), document, "status") == []
+    assert PolicyStatus.from_wire(document) == FULL_STATUS
+    document["lastRun"]["offsets"] = {"0": {"from": 0, "to": 10}}
+    errors = validate(_schema_at("status"), document, "status")
+    assert "status.lastRun.offsets.0.start: required" in errors
+    assert "status.lastRun.offsets.0.from: unknown field (would be pruned)" in errors
+    document["lastRun"]["records"] = {"read": 1, "bad": 2}
+    assert "status.lastRun.records.bad: unknown field (would be pruned)" in validate(
+        _schema_at("status"), document, "status"
     )
-    status = update.status
-    assert {"champion", "previousChampion", "lastRun", "lastScheduleTime"} <= set(status)
-    assert validate(_schema_at("status"), status, "status") == []
-    failed = desired_status(
-        status,
-        Observation(now=NOW, generation=4, finished=parse_result("boom", job="digits-update-8")),
-    )
-    assert validate(_schema_at("status"), failed.status, "status") == []

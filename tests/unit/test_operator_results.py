@@ -71,6 +71,7 @@ def succeeded(message: str) -> RunResult | None:
 
 def test_a_promoted_result_is_read_in_full() -> None:
     result = succeeded(PROMOTED.encode())
+    assert result is not None
     assert result == PROMOTED
     assert result.outcome == "Promoted"
     assert result.reasons == ("Improved",)
