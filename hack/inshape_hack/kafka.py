@@ -21,6 +21,7 @@ from kafka.admin import KafkaAdminClient
 
 from inshape_hack.kafka_config import SINGLE_NODE_SETTINGS
 from inshape_hack.paths import HACK_DIR, cache_dir
+from inshape_hack.polling import wait_until
 from inshape_hack.ports import free_port, wait_for_port
 from inshape_hack.process import ServiceProcess
 
@@ -154,19 +155,23 @@ class KafkaBroker:
 
     def _wait_ready(self, timeout: float) -> None:
         """The port opens before the broker has caught up with its metadata; ask it."""
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                admin = KafkaAdminClient(
-                    bootstrap_servers=self.bootstrap_servers, request_timeout_ms=5000
-                )
-                admin.list_topics()
-                admin.close()
-                return
-            except Exception:
-                if time.monotonic() > deadline or not self.running():
-                    raise
-                time.sleep(0.5)
+
+        def answers() -> bool:
+            admin = KafkaAdminClient(
+                bootstrap_servers=self.bootstrap_servers, request_timeout_ms=5000
+            )
+            admin.list_topics()
+            admin.close()
+            return True
+
+        wait_until(
+            answers,
+            timeout,
+            f"the Kafka broker at {self.bootstrap_servers} answers",
+            alive=self.running,
+            interval=0.5,
+            retry_on=(Exception,),
+        )
 
     def running(self) -> bool:
         return self._process is not None and self._process.running()

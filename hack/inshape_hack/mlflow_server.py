@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
+from inshape_hack.polling import wait_until
 from inshape_hack.ports import free_port
 from inshape_hack.process import ServiceProcess
 
@@ -60,18 +60,18 @@ class MlflowServer:
             raise
 
     def _wait_healthy(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not self.running():
-                raise RuntimeError("mlflow server exited during start-up")
-            try:
-                with urllib.request.urlopen(f"{self.tracking_uri}/health", timeout=2) as resp:
-                    if resp.status == 200:
-                        return
-            except OSError:
-                pass
-            time.sleep(0.5)
-        raise TimeoutError(f"mlflow server not healthy on {self.tracking_uri} in {timeout:.0f}s")
+        def healthy() -> bool:
+            with urllib.request.urlopen(f"{self.tracking_uri}/health", timeout=2) as resp:
+                return bool(resp.status == 200)
+
+        wait_until(
+            healthy,
+            timeout,
+            f"the mlflow server at {self.tracking_uri} is healthy",
+            alive=self.running,
+            interval=0.5,
+            retry_on=(OSError,),
+        )
 
     def running(self) -> bool:
         return self._process is not None and self._process.running()

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import socket
-import time
+
+from inshape_hack.polling import wait_until
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -15,11 +16,9 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 def wait_for_port(host: str, port: int, timeout: float, what: str) -> None:
     """Block until something accepts connections on host:port, or raise TimeoutError."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection((host, port), timeout=1):
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise TimeoutError(f"{what} did not listen on {host}:{port} within {timeout:.0f}s")
+
+    def connects() -> bool:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+
+    wait_until(connects, timeout, f"{what} listens on {host}:{port}", retry_on=(OSError,))

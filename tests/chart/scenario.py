@@ -5,9 +5,7 @@ serving pod answers with the promoted version's predictions."""
 from __future__ import annotations
 
 import json
-import time
 import urllib.request
-from collections.abc import Callable
 from typing import Any
 
 from sklearn.datasets import load_digits
@@ -120,14 +118,3 @@ def expected_predictions(tracking_uri: str, uri: str, rows: list[dict[str, float
     model = mlflow.pyfunc.load_model(uri)
     return [v.item() if hasattr(v, "item") else v for v in model.predict(pd.DataFrame(rows))]
 
-
-def poll_until(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    """Like `eventually`, returning the first truthy value of `check()`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting until {what}")
-        time.sleep(1)

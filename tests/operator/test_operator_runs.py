@@ -38,9 +38,13 @@ def test_threshold_starts_one_job_and_a_promotion_is_rolled_out_once(world: Worl
 
     world.fill(policy, 150, seed=1)
     world.wait(lambda: len(world.jobs("lagged")) == 1, 15, "the update Job is created")
-    while job_state(world.jobs("lagged")[0]) == "Active":  # never a second Job meanwhile
-        assert len(world.jobs("lagged")) == 1
-        time.sleep(0.5)
+
+    def finished_alone() -> bool:
+        jobs = world.jobs("lagged")
+        assert len(jobs) == 1, "a second Job while the first runs"
+        return job_state(jobs[0]) != "Active"
+
+    world.wait(finished_alone, JOB_TIMEOUT, "the update Job finished, never a second meanwhile")
     assert job_state(world.jobs("lagged")[0]) == "Succeeded", world.operator.output()
 
     uri = f"models:/{policy.spec.model.name}/1"
