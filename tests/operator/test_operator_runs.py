@@ -12,9 +12,10 @@ from mlflow.tracking import MlflowClient
 from inshape_api.names import CHAMPION_ALIAS
 from inshape_hack.kindtesting import KindEnv
 from inshape_hack.kubectl import KubectlRunner as Kubectl
+from inshape_hack.serving import INITIAL_URI
 from inshape_operator.conditions import parse_time
 from inshape_operator.results import job_state
-from tests.operator.conftest import INITIAL_URI, Operator, World, running_world
+from tests.operator.conftest import World, host_operator, running_world
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -152,7 +153,7 @@ def slow_poll(
     kind_env: KindEnv, namespace: str, kubectl: Kubectl, tmp_path: Path
 ) -> Iterator[World]:
     """A world whose operator polls only every SLOW_POLL seconds."""
-    operator = Operator(
+    operator = host_operator(
         kind_env, namespace, tmp_path / "operator.log", INSHAPE_POLL_SECONDS=str(SLOW_POLL)
     )
     with running_world(World, kind_env, namespace, kubectl, operator) as w:
