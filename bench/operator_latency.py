@@ -16,12 +16,11 @@ from __future__ import annotations
 import argparse
 import time
 
-from bench.common import emit
 from bench.operator_support import (
     BENCH_CLUSTER,
     bare_job,
+    emit_percentiles,
     operator_bench,
-    percentile,
     policy_document,
 )
 from inshape_hack.kindtesting import kind_session
@@ -69,18 +68,17 @@ def main() -> None:
             ("threshold_to_job_created", created, ref_create, "bare Job create -> watch event"),
             ("job_finished_to_deployment_patched", patched, ref_patch, "bare patch -> watch event"),
         ):
-            for q in (0.5, 0.95):
-                emit(
-                    "operator_latency",
-                    f"{metric}_p{round(q * 100)}",
-                    ours=percentile(ours, q),
-                    reference=percentile(ref, q),
-                    reference_name=ref_name,
-                    unit="s",
-                    target="p95 < 2 s",
-                    runs=len(ours),
-                    poll_seconds=1,
-                )
+            emit_percentiles(
+                "operator_latency",
+                metric,
+                ours,
+                ref,
+                reference_name=ref_name,
+                unit="s",
+                target="p95 < 2 s",
+                runs=len(ours),
+                poll_seconds=1,
+            )
 
 
 if __name__ == "__main__":

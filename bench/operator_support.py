@@ -24,6 +24,7 @@ import yaml
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import ProtocolError
 
+from bench.common import emit
 from inshape_hack.kindtesting import KindEnv, apply_policy_crd
 from inshape_hack.kubeconfig import api_client
 from inshape_hack.operator_process import OPERATOR_ARGV, OperatorProcess
@@ -85,6 +86,20 @@ def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
     return ordered[index]
+
+
+def emit_percentiles(
+    bench: str, metric: str, ours: list[float], reference: list[float], **fields: Any
+) -> None:
+    """p50 and p95 of ours and of the reference's, one result line each."""
+    for q in (0.5, 0.95):
+        emit(
+            bench,
+            f"{metric}_p{round(q * 100)}",
+            ours=percentile(ours, q),
+            reference=percentile(reference, q),
+            **fields,
+        )
 
 
 def policy_document(

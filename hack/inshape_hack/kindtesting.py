@@ -138,14 +138,22 @@ def kind_env() -> Iterator[KindEnv]:
         yield env
 
 
+@contextmanager
+def scratch_namespace(admin: KubectlRunner, prefix: str = "t") -> Iterator[str]:
+    """A fresh restricted namespace, deleted (without waiting) afterwards."""
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    create_namespace(admin, name)
+    try:
+        yield name
+    finally:
+        admin("delete", "namespace", name, "--wait=false", check=False)
+
+
 @pytest.fixture
 def namespace(kind_env: KindEnv) -> Iterator[str]:
-    """A fresh restricted namespace for one test, deleted (without waiting) afterwards."""
-    name = f"t-{uuid.uuid4().hex[:8]}"
-    admin = kind_env.kubectl()
-    create_namespace(admin, name)
-    yield name
-    admin("delete", "namespace", name, "--wait=false", check=False)
+    """A fresh restricted namespace for one test."""
+    with scratch_namespace(kind_env.kubectl()) as name:
+        yield name
 
 
 @pytest.fixture

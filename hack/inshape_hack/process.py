@@ -9,6 +9,7 @@ import signal
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
+from typing import Self
 
 from inshape_hack.polling import wait_until
 
@@ -73,12 +74,22 @@ class ServiceProcess:
 class LocalServer:
     """A server of the dev harness (Kafka, MLflow) run as one ServiceProcess: started, then
     waited for until it answers; if it never does, its log's tail is printed and it is
-    stopped."""
+    stopped. ``with server:`` starts it and stops it on the way out."""
 
     def __init__(self, name: str, stop_grace: float = 10.0) -> None:
         self._name = name
         self._stop_grace = stop_grace
         self._process: ServiceProcess | None = None
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
 
     def _launch(
         self,

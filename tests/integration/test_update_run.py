@@ -21,7 +21,7 @@ from inshape_hack.mlflow_server import MlflowServer
 from inshape_jobs.drain import TopicReader
 from inshape_jobs.streams import MALFORMED_KINDS
 from inshape_jobs.tracking import Tracker
-from tests.integration.helpers import committed, digits_policy, fill, run, tracker
+from tests.integration.helpers import NewPolicy, committed, digits_policy, fill, run, tracker
 
 pytestmark = pytest.mark.integration
 
@@ -39,10 +39,8 @@ def _runs_with_key(t: Tracker, key: str) -> list[Any]:
     )
 
 
-def test_bootstrap_run_promotes_logs_everything_and_commits(
-    kafka_broker: KafkaBroker, mlflow_server: MlflowServer, unique_name: str
-) -> None:
-    policy = digits_policy(unique_name, kafka_broker.bootstrap_servers, mlflow_server.tracking_uri)
+def test_bootstrap_run_promotes_logs_everything_and_commits(new_policy: NewPolicy) -> None:
+    policy = new_policy()
     fill(policy, 3000)
 
     result = run(policy, "boot-1")
@@ -72,10 +70,8 @@ def test_bootstrap_run_promotes_logs_everything_and_commits(
     assert sum(r["to"] - r["from"] for r in source["partitions"].values()) == 3000
 
 
-def test_winning_run_moves_alias_and_losing_run_keeps_it(
-    kafka_broker: KafkaBroker, mlflow_server: MlflowServer, unique_name: str
-) -> None:
-    policy = digits_policy(unique_name, kafka_broker.bootstrap_servers, mlflow_server.tracking_uri)
+def test_winning_run_moves_alias_and_losing_run_keeps_it(new_policy: NewPolicy) -> None:
+    policy = new_policy()
     fill(policy, 300, seed=1)
     assert run(policy, "r1")["outcome"] == "Promoted"  # bootstrap on very little data
 
@@ -85,12 +81,7 @@ def test_winning_run_moves_alias_and_losing_run_keeps_it(
     assert win["candidateScore"] > win["championScore"]
     assert tracker(policy).champion_version() == win["modelVersion"] == "2"
 
-    strict = digits_policy(
-        unique_name,
-        kafka_broker.bootstrap_servers,
-        mlflow_server.tracking_uri,
-        spec={"evaluation": {"minImprovement": 0.5}},
-    )
+    strict = new_policy({"evaluation": {"minImprovement": 0.5}})
     fill(strict, 2000, seed=3, noise=1.0)
     lose = run(strict, "r3")
     assert lose["outcome"] == "Rejected"
@@ -101,9 +92,9 @@ def test_winning_run_moves_alias_and_losing_run_keeps_it(
 
 
 def test_crash_before_commit_leaves_records_for_the_next_run_and_retry_is_idempotent(
-    kafka_broker: KafkaBroker, mlflow_server: MlflowServer, unique_name: str
+    new_policy: NewPolicy,
 ) -> None:
-    policy = digits_policy(unique_name, kafka_broker.bootstrap_servers, mlflow_server.tracking_uri)
+    policy = new_policy()
     fill(policy, 2000)
     kafka = policy.spec.source.kafka
     assert kafka.bootstrapServers
@@ -129,10 +120,8 @@ def test_crash_before_commit_leaves_records_for_the_next_run_and_retry_is_idempo
     assert len(t.client.search_model_versions(f"name = '{policy.spec.model.name}'")) == 1
 
 
-def test_crash_then_new_job_sees_the_same_records(
-    kafka_broker: KafkaBroker, mlflow_server: MlflowServer, unique_name: str
-) -> None:
-    policy = digits_policy(unique_name, kafka_broker.bootstrap_servers, mlflow_server.tracking_uri)
+def test_crash_then_new_job_sees_the_same_records(new_policy: NewPolicy) -> None:
+    policy = new_policy()
     fill(policy, 1500)
     kafka = policy.spec.source.kafka
     assert kafka.bootstrapServers
@@ -147,10 +136,8 @@ def test_crash_then_new_job_sees_the_same_records(
     assert {int(p): r[0] for p, r in second["offsets"].items()} == first_offsets
 
 
-def test_unfinished_run_of_a_dead_attempt_is_replaced(
-    kafka_broker: KafkaBroker, mlflow_server: MlflowServer, unique_name: str
-) -> None:
-    policy = digits_policy(unique_name, kafka_broker.bootstrap_servers, mlflow_server.tracking_uri)
+def test_unfinished_run_of_a_dead_attempt_is_replaced(new_policy: NewPolicy) -> None:
+    policy = new_policy()
     fill(policy, 1000)
     t = tracker(policy)
     # An attempt that died while logging leaves a RUNNING run with the key.
@@ -163,15 +150,10 @@ def test_unfinished_run_of_a_dead_attempt_is_replaced(
 
 
 def test_malformed_records_are_counted_skipped_and_dead_lettered(
-    kafka_broker: KafkaBroker, mlflow_server: MlflowServer, unique_name: str
+    new_policy: NewPolicy, unique_name: str
 ) -> None:
     dlq = f"{unique_name}-dlq"
-    policy = digits_policy(
-        unique_name,
-        kafka_broker.bootstrap_servers,
-        mlflow_server.tracking_uri,
-        spec={"source": {"kafka": {"deadLetterTopic": dlq}}},
-    )
+    policy = new_policy({"source": {"kafka": {"deadLetterTopic": dlq}}})
     fill(policy, 4000, bad_fraction=0.1)
 
     kafka = policy.spec.source.kafka
@@ -211,10 +193,8 @@ def test_malformed_records_are_counted_skipped_and_dead_lettered(
     assert reasons == set(result["rejectedByReason"])
 
 
-def test_no_new_records_is_skipped_without_a_run(
-    kafka_broker: KafkaBroker, mlflow_server: MlflowServer, unique_name: str
-) -> None:
-    policy = digits_policy(unique_name, kafka_broker.bootstrap_servers, mlflow_server.tracking_uri)
+def test_no_new_records_is_skipped_without_a_run(new_policy: NewPolicy) -> None:
+    policy = new_policy()
     fill(policy, 500)
     assert run(policy, "a")["outcome"] == "Promoted"
     skipped = run(policy, "b")
@@ -223,14 +203,9 @@ def test_no_new_records_is_skipped_without_a_run(
     assert _runs_with_key(tracker(policy), "b") == []
 
 
-def test_retrain_strategy_refits_on_a_bounded_window(
-    kafka_broker: KafkaBroker, mlflow_server: MlflowServer, unique_name: str
-) -> None:
-    policy = digits_policy(
-        unique_name,
-        kafka_broker.bootstrap_servers,
-        mlflow_server.tracking_uri,
-        spec={
+def test_retrain_strategy_refits_on_a_bounded_window(new_policy: NewPolicy) -> None:
+    policy = new_policy(
+        {
             "model": {
                 "estimator": "sklearn.ensemble.RandomForestClassifier",
                 "params": {"n_estimators": 20, "random_state": 0},
@@ -250,14 +225,9 @@ def test_retrain_strategy_refits_on_a_bounded_window(
     assert second["records"]["holdout"] <= 600  # only new records are held out
 
 
-def test_regressor_gate_uses_paired_bootstrap(
-    kafka_broker: KafkaBroker, mlflow_server: MlflowServer, unique_name: str
-) -> None:
-    policy = digits_policy(
-        unique_name,
-        kafka_broker.bootstrap_servers,
-        mlflow_server.tracking_uri,
-        spec={
+def test_regressor_gate_uses_paired_bootstrap(new_policy: NewPolicy) -> None:
+    policy = new_policy(
+        {
             "model": {
                 "estimator": "sklearn.linear_model.SGDRegressor",
                 "params": {"random_state": 0},
@@ -278,9 +248,9 @@ def test_regressor_gate_uses_paired_bootstrap(
 
 
 def test_cli_reads_policy_from_env_and_writes_termination_message(
-    kafka_broker: KafkaBroker, mlflow_server: MlflowServer, unique_name: str, tmp_path: Path
+    new_policy: NewPolicy, tmp_path: Path
 ) -> None:
-    policy = digits_policy(unique_name, kafka_broker.bootstrap_servers, mlflow_server.tracking_uri)
+    policy = new_policy()
     fill(policy, 1000)
     termination = tmp_path / "termination-log"
     env = {
