@@ -15,7 +15,7 @@ from kafka.consumer import KafkaConsumer
 from kafka.structs import TopicPartition
 
 from inshape_api.names import RUN_KEY_TAG
-from inshape_api.spec import dumps_policy
+from inshape_api.spec import Policy, dumps_policy
 from inshape_hack.kafka import KafkaBroker
 from inshape_hack.mlflow_server import MlflowServer
 from inshape_jobs.drain import TopicReader
@@ -31,6 +31,24 @@ class CrashBeforeCommit(TopicReader):
 
     def commit(self, offsets: dict[int, int], metadata: str) -> None:
         raise RuntimeError("simulated crash before the offsets commit")
+
+
+def update_cli(policy: Policy, run_key: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """`python -m inshape_jobs update` as a Job's container runs it: the policy and the run
+    key in its environment, and nothing else of this process's."""
+    return subprocess.run(
+        [sys.executable, "-m", "inshape_jobs", "update"],
+        env={
+            "INSHAPE_POLICY": dumps_policy(policy),
+            "INSHAPE_RUN_KEY": run_key,
+            "PATH": "/usr/bin:/bin",
+            **env,
+        },
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
 
 
 def _runs_with_key(t: Tracker, key: str) -> list[Any]:
@@ -253,20 +271,7 @@ def test_cli_reads_policy_from_env_and_writes_termination_message(
     policy = new_policy()
     fill(policy, 1000)
     termination = tmp_path / "termination-log"
-    env = {
-        "INSHAPE_POLICY": dumps_policy(policy),
-        "INSHAPE_RUN_KEY": "cli-1",
-        "INSHAPE_TERMINATION_LOG": str(termination),
-        "PATH": "/usr/bin:/bin",
-    }
-    proc = subprocess.run(
-        [sys.executable, "-m", "inshape_jobs", "update"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    proc = update_cli(policy, "cli-1", INSHAPE_TERMINATION_LOG=str(termination))
     assert proc.returncode == 0, proc.stderr
     assert "drain" in proc.stdout and "rec/s" in proc.stdout  # progress lines
     result = json.loads(termination.read_text())
@@ -297,20 +302,8 @@ def test_mlflow_down_fails_the_run_and_commits_nothing(
     down = MlflowServer(tmp_path / "mlflow-down")  # never started: nothing listens there
     policy = digits_policy(unique_name, kafka_broker.bootstrap_servers, down.tracking_uri)
     fill(policy, 500)
-    env = {
-        "INSHAPE_POLICY": dumps_policy(policy),
-        "INSHAPE_RUN_KEY": "down-1",
-        "PATH": "/usr/bin:/bin",
-        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
-        "MLFLOW_HTTP_REQUEST_TIMEOUT": "5",
-    }
-    proc = subprocess.run(
-        [sys.executable, "-m", "inshape_jobs", "update"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+    proc = update_cli(
+        policy, "down-1", MLFLOW_HTTP_REQUEST_MAX_RETRIES="0", MLFLOW_HTTP_REQUEST_TIMEOUT="5"
     )
     assert proc.returncode != 0
     assert committed(policy) == {}
