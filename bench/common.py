@@ -56,12 +56,10 @@ def emit(
 @contextmanager
 def scratch_broker() -> Iterator[KafkaBroker]:
     root = Path(tempfile.mkdtemp(prefix="inshape-bench-"))
-    broker = KafkaBroker(root / "kafka", heap="2g")
-    broker.start()
     try:
-        yield broker
+        with KafkaBroker(root / "kafka", heap="2g") as broker:
+            yield broker
     finally:
-        broker.stop()
         shutil.rmtree(root, ignore_errors=True)
 
 

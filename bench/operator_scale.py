@@ -15,19 +15,18 @@ import tempfile
 import time
 from pathlib import Path
 
-import kubernetes
 import psutil
 
 from bench.common import emit
 from bench.operator_support import (
-    api,
+    BENCH_CLUSTER,
     bench_namespace,
-    cluster,
+    create_policy,
+    operator,
     policy_document,
-    start_operator,
-    stop,
 )
-from inshape_hack.kindtesting import KindEnv
+from inshape_hack.kindtesting import KindEnv, kind_session
+from inshape_hack.kubeconfig import api_client
 from inshape_jobs.produce import encoded, produce
 from inshape_jobs.streams import digits_records
 
@@ -66,12 +65,13 @@ def measure(
     window: float,
 ) -> tuple[float, float]:
     env = {"INSHAPE_NAMESPACES": ns, "INSHAPE_POLL_SECONDS": str(poll), "INTERVAL": str(poll)}
-    proc = start_operator(endpoints, work / f"operator-{'idle' if idle else 'ours'}.log", env, idle)
+    process = operator(endpoints, work / f"operator-{'idle' if idle else 'ours'}.log", env, idle)
+    process.start()
     try:
         time.sleep(settle)
-        return tree_usage(proc.pid, window)
+        return tree_usage(process.pid, window)
     finally:
-        stop(proc)
+        process.stop()
 
 
 def main() -> None:
@@ -82,7 +82,7 @@ def main() -> None:
     parser.add_argument("--window", type=float, default=60)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="inshape-bench-scale-"))
-    with cluster() as endpoints:
+    with kind_session(BENCH_CLUSTER) as endpoints:
         ns = bench_namespace(endpoints, prefix="scale")
         topic = f"{ns}-events"
         produce(
@@ -93,39 +93,31 @@ def main() -> None:
             partitions=3,
             quiet=True,
         )
-        custom = kubernetes.client.CustomObjectsApi(api(endpoints))
+        client = api_client(endpoints.kubeconfig)
         for index in range(args.policies):
             document = policy_document(
                 f"p{index}", ns, endpoints, topic, trigger={"minNewRecords": 1_000_000_000}
             )
             document["spec"].pop("target", None)
-            custom.create_namespaced_custom_object(
-                "inshape.dev", "v1alpha1", ns, "modelupdatepolicies", document
-            )
+            create_policy(client, document)
         timing = {"poll": args.poll_seconds, "settle": args.settle, "window": args.window}
         ours = measure(endpoints, ns, work, idle=False, **timing)
         reference = measure(endpoints, ns, work, idle=True, **timing)
     extra = {"policies": args.policies, "poll_seconds": args.poll_seconds, "window_s": args.window}
-    emit(
-        "operator_scale",
-        "rss",
-        ours=ours[0],
-        reference=reference[0],
-        reference_name="idle kopf operator, no-op handlers",
-        unit="MiB",
-        target="<= 300 MiB",
-        **extra,
-    )
-    emit(
-        "operator_scale",
-        "cpu",
-        ours=ours[1],
-        reference=reference[1],
-        reference_name="idle kopf operator, no-op handlers",
-        unit="cores",
-        target="<= 0.5 core",
-        **extra,
-    )
+    for metric, index, unit, target in (
+        ("rss", 0, "MiB", "<= 300 MiB"),
+        ("cpu", 1, "cores", "<= 0.5 core"),
+    ):
+        emit(
+            "operator_scale",
+            metric,
+            ours=ours[index],
+            reference=reference[index],
+            reference_name="idle kopf operator, no-op handlers",
+            unit=unit,
+            target=target,
+            **extra,
+        )
 
 
 if __name__ == "__main__":

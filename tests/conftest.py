@@ -33,18 +33,14 @@ def services_dir() -> Iterator[Path]:
 
 @pytest.fixture(scope="session")
 def kafka_broker(services_dir: Path) -> Iterator[KafkaBroker]:
-    broker = KafkaBroker(services_dir / "kafka")
-    broker.start()
-    yield broker
-    broker.stop()
+    with KafkaBroker(services_dir / "kafka") as broker:
+        yield broker
 
 
 @pytest.fixture(scope="session")
 def mlflow_server(services_dir: Path) -> Iterator[MlflowServer]:
-    server = MlflowServer(services_dir / "mlflow")
-    server.start()
-    yield server
-    server.stop()
+    with MlflowServer(services_dir / "mlflow") as server:
+        yield server
 
 
 @pytest.fixture

@@ -21,8 +21,8 @@ from kafka.admin import KafkaAdminClient
 
 from inshape_hack.kafka_config import SINGLE_NODE_SETTINGS
 from inshape_hack.paths import HACK_DIR, cache_dir
-from inshape_hack.ports import free_port, wait_for_port
-from inshape_hack.process import ServiceProcess
+from inshape_hack.ports import accepts, free_port
+from inshape_hack.process import LocalServer
 
 POM = HACK_DIR / "kafka" / "pom.xml"
 LOG4J_CONFIG = HACK_DIR / "kafka" / "log4j2.properties"
@@ -91,15 +91,15 @@ def server_properties(data_dir: Path, port: int, controller_port: int) -> str:
     return "".join(f"{key}={value}\n" for key, value in settings.items())
 
 
-class KafkaBroker:
+class KafkaBroker(LocalServer):
     """One KRaft broker. Keeps its ports across restart() so clients can reconnect."""
 
     def __init__(self, data_dir: Path, port: int | None = None, heap: str = "1g") -> None:
+        super().__init__("kafka", stop_grace=20)
         self.data_dir = data_dir
         self.port = port or free_port()
         self.controller_port = free_port()
         self.heap = heap
-        self._process: ServiceProcess | None = None
 
     @property
     def bootstrap_servers(self) -> str:
@@ -137,49 +137,24 @@ class KafkaBroker:
                 check=True,
                 capture_output=True,
             )
-        self._process = ServiceProcess(
-            "kafka",
+        self._launch(
             self._java(libs, "kafka.Kafka", str(config)),
             self.data_dir / "broker.log",
             dict(os.environ),
+            answers=self._answers,
+            what=f"the Kafka broker at {self.bootstrap_servers} answers",
+            timeout=timeout,
+            retry_on=(Exception,),
         )
-        self._process.start()
-        try:
-            wait_for_port("127.0.0.1", self.port, timeout, "Kafka broker")
-            self._wait_ready(timeout)
-        except Exception:
-            print(self._process.log_tail())
-            self.stop()
-            raise
 
-    def _wait_ready(self, timeout: float) -> None:
-        """The port opens before the broker has caught up with its metadata; ask it."""
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                admin = KafkaAdminClient(
-                    bootstrap_servers=self.bootstrap_servers, request_timeout_ms=5000
-                )
-                admin.list_topics()
-                admin.close()
-                return
-            except Exception:
-                if time.monotonic() > deadline or not self.running():
-                    raise
-                time.sleep(0.5)
-
-    def running(self) -> bool:
-        return self._process is not None and self._process.running()
-
-    def stop(self) -> None:
-        if self._process is not None:
-            self._process.stop(grace=20)
-            self._process = None
-
-    def kill(self) -> None:
-        if self._process is not None:
-            self._process.kill()
-            self._process = None
+    def _answers(self) -> bool:
+        """The port opens before the broker has caught up with its metadata: then ask it."""
+        if not accepts("127.0.0.1", self.port):
+            return False
+        admin = KafkaAdminClient(bootstrap_servers=self.bootstrap_servers, request_timeout_ms=5000)
+        admin.list_topics()
+        admin.close()
+        return True
 
     def restart(self) -> None:
         self.stop()

@@ -25,6 +25,7 @@ import pytest
 from inshape_hack import bases, gotools, images, kafka_kind, kindcluster
 from inshape_hack.docker import DockerEndpoint, docker_cli, ensure_docker, pull
 from inshape_hack.kind_mlflow import deploy_mlflow
+from inshape_hack.kubeconfig import kube_env
 from inshape_hack.kubectl import KubectlRunner
 from inshape_hack.paths import REPO_ROOT
 from inshape_hack.podsecurity import ENFORCE_RESTRICTED, RESTRICTED_CONTAINER
@@ -55,7 +56,7 @@ class KindEnv:
         return KubectlRunner(self.kubectl_binary, self.kubeconfig, namespace)
 
     def env(self) -> dict[str, str]:
-        return {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
+        return kube_env(self.kubeconfig)
 
     @property
     def node_container(self) -> str:
@@ -137,14 +138,22 @@ def kind_env() -> Iterator[KindEnv]:
         yield env
 
 
+@contextmanager
+def scratch_namespace(admin: KubectlRunner, prefix: str = "t") -> Iterator[str]:
+    """A fresh restricted namespace, deleted (without waiting) afterwards."""
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    create_namespace(admin, name)
+    try:
+        yield name
+    finally:
+        admin("delete", "namespace", name, "--wait=false", check=False)
+
+
 @pytest.fixture
 def namespace(kind_env: KindEnv) -> Iterator[str]:
-    """A fresh restricted namespace for one test, deleted (without waiting) afterwards."""
-    name = f"t-{uuid.uuid4().hex[:8]}"
-    admin = kind_env.kubectl()
-    create_namespace(admin, name)
-    yield name
-    admin("delete", "namespace", name, "--wait=false", check=False)
+    """A fresh restricted namespace for one test."""
+    with scratch_namespace(kind_env.kubectl()) as name:
+        yield name
 
 
 @pytest.fixture

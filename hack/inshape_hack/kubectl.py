@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from inshape_hack.kubeconfig import kube_env
 
 KUBECTL_SECONDS = 300
 
@@ -22,9 +23,7 @@ class KubectlRunner:
     namespace: str | None = None
 
     def env(self) -> dict[str, str]:
-        # Discovery cache beside the kubeconfig: each test cluster gets its own.
-        cache = str(self.kubeconfig.parent / "kubectl-cache")
-        return {**os.environ, "KUBECONFIG": str(self.kubeconfig), "KUBECACHEDIR": cache}
+        return kube_env(self.kubeconfig)
 
     def __call__(
         self,

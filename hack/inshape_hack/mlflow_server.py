@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 from inshape_hack.ports import free_port
-from inshape_hack.process import ServiceProcess
+from inshape_hack.process import LocalServer
 
 
-class MlflowServer:
+class MlflowServer(LocalServer):
     def __init__(self, data_dir: Path, port: int | None = None, host: str = "127.0.0.1") -> None:
+        super().__init__("mlflow")
         self.data_dir = data_dir
         self.host = host
         self.port = port or free_port(host)
-        self._process: ServiceProcess | None = None
 
     @property
     def tracking_uri(self) -> str:
@@ -50,38 +49,16 @@ class MlflowServer:
         env.setdefault("MLFLOW_SERVER_CORS_ALLOWED_ORIGINS", "*")
         # No job runner (seven huey consumers, ~235 MiB each): nothing here submits jobs.
         env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
-        self._process = ServiceProcess("mlflow", argv, self.data_dir / "mlflow.log", env)
-        self._process.start()
-        try:
-            self._wait_healthy(timeout)
-        except Exception:
-            print(self._process.log_tail())
-            self.stop()
-            raise
+        self._launch(
+            argv,
+            self.data_dir / "mlflow.log",
+            env,
+            answers=self._healthy,
+            what=f"the mlflow server at {self.tracking_uri} is healthy",
+            timeout=timeout,
+            retry_on=(OSError,),
+        )
 
-    def _wait_healthy(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not self.running():
-                raise RuntimeError("mlflow server exited during start-up")
-            try:
-                with urllib.request.urlopen(f"{self.tracking_uri}/health", timeout=2) as resp:
-                    if resp.status == 200:
-                        return
-            except OSError:
-                pass
-            time.sleep(0.5)
-        raise TimeoutError(f"mlflow server not healthy on {self.tracking_uri} in {timeout:.0f}s")
-
-    def running(self) -> bool:
-        return self._process is not None and self._process.running()
-
-    def stop(self) -> None:
-        if self._process is not None:
-            self._process.stop()
-            self._process = None
-
-    def kill(self) -> None:
-        if self._process is not None:
-            self._process.kill()
-            self._process = None
+    def _healthy(self) -> bool:
+        with urllib.request.urlopen(f"{self.tracking_uri}/health", timeout=2) as resp:
+            return bool(resp.status == 200)

@@ -4,7 +4,6 @@ renderer returning the chart's objects as dicts."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -23,15 +22,10 @@ JSON = dict[str, Any]
 POLICY_API = ["--api-versions", "inshape.dev/v1alpha1/ModelUpdatePolicy"]
 
 
-def helm(
-    *args: str, kubeconfig: str | None = None, check: bool = True
-) -> subprocess.CompletedProcess[str]:
-    """Run helm with the cluster's --kube-version for offline commands; raise on failure."""
-    env = dict(os.environ)
-    if kubeconfig:
-        env["KUBECONFIG"] = kubeconfig
+def helm(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run helm offline, with the cluster's --kube-version for rendering; raise on failure."""
     argv = [helm_binary(), *with_kube_version(args, gotools.kube_version())]
-    result = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300, check=False)
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False)
     if check and result.returncode != 0:
         raise AssertionError(f"{' '.join(argv)} failed:\n{result.stderr}{result.stdout}")
     return result

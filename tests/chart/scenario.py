@@ -5,15 +5,14 @@ serving pod answers with the promoted version's predictions."""
 from __future__ import annotations
 
 import json
-import time
 import urllib.request
-from collections.abc import Callable
 from typing import Any
 
 from sklearn.datasets import load_digits
 
 from inshape_hack.kindtesting import eventually
 from inshape_hack.kubectl import KubectlRunner as Kubectl
+from inshape_hack.serving import model_uri_of, pod_ready
 from inshape_jobs.streams import DIGITS_FEATURES
 
 POLICY = "digits"
@@ -60,22 +59,13 @@ def wait_for_promotion(kubectl: Kubectl, model: str, timeout: float) -> str:
 
 
 def deployment_uri(kubectl: Kubectl) -> str | None:
-    spec = json_of(kubectl, "deployment", SERVING)["spec"]["template"]["spec"]
-    container = next(c for c in spec["containers"] if c["name"] == "server")
-    return next((e.get("value") for e in container["env"] if e["name"] == "MODEL_URI"), None)
+    return model_uri_of(json_of(kubectl, "deployment", SERVING))
 
 
 def ready_serving_pod(kubectl: Kubectl, uri: str) -> dict[str, Any] | None:
     """A Ready serving pod whose container was started with MODEL_URI=uri, if there is one."""
     pods = json_of(kubectl, "pods", "-l", "app.kubernetes.io/component=serving")["items"]
-    for pod in pods:
-        container = next(c for c in pod["spec"]["containers"] if c["name"] == "server")
-        env = {e["name"]: e.get("value") for e in container["env"]}
-        conditions = pod.get("status", {}).get("conditions") or []
-        ready = any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
-        if env.get("MODEL_URI") == uri and ready and not pod["metadata"].get("deletionTimestamp"):
-            return dict(pod)
-    return None
+    return next((dict(p) for p in pods if model_uri_of(p) == uri and pod_ready(p)), None)
 
 
 def wait_for_rollout(kubectl: Kubectl, uri: str, timeout: float) -> dict[str, Any]:
@@ -119,15 +109,3 @@ def expected_predictions(tracking_uri: str, uri: str, rows: list[dict[str, float
     mlflow.set_tracking_uri(tracking_uri)
     model = mlflow.pyfunc.load_model(uri)
     return [v.item() if hasattr(v, "item") else v for v in model.predict(pd.DataFrame(rows))]
-
-
-def poll_until(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    """Like `eventually`, returning the first truthy value of `check()`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting until {what}")
-        time.sleep(1)

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from inshape_hack.kindtesting import KindEnv, apply_established, create_namespace
+from inshape_hack.kindtesting import KindEnv, apply_established, scratch_namespace
 from inshape_hack.kubectl import KubectlRunner as Kubectl
 from inshape_operator import crd
 from tests.chart.conftest import ROOT, render_text
@@ -62,11 +62,8 @@ def crds(kind_env: KindEnv) -> None:
 
 @pytest.fixture
 def other_namespace(kind_env: KindEnv) -> Iterator[str]:
-    name = f"t-other-{uuid.uuid4().hex[:6]}"
-    admin = kind_env.kubectl()
-    create_namespace(admin, name)
-    yield name
-    admin("delete", "namespace", name, "--wait=false")
+    with scratch_namespace(kind_env.kubectl(), prefix="t-other") as name:
+        yield name
 
 
 VALUE_SETS: dict[str, dict[str, Any]] = {

@@ -35,18 +35,13 @@ from inshape_hack import kafka_kind, kind_mlflow
 from inshape_hack.kafka_kind import KafkaOnKind
 from inshape_hack.kindtesting import KindEnv, eventually
 from inshape_hack.kubectl import KubectlRunner as Kubectl
+from inshape_hack.serving import INITIAL_URI, pod_ready
 from inshape_jobs.produce import encoded
 from inshape_jobs.streams import MALFORMED_KINDS, digits_records, malformed_record
 from inshape_jobs.topics import ensure_topic
 from tests.chart.conftest import render_text
 from tests.integration.helpers import committed
-from tests.operator.conftest import (
-    INITIAL_URI,
-    SERVING,
-    World,
-    running_world,
-    serving_manifest,
-)
+from tests.operator.conftest import SERVING, World, running_world
 
 ACCEPTED = ("Promoted", "Rejected", "Skipped")
 LINEAGE = "lineage/offsets.json"
@@ -92,14 +87,8 @@ class OperatorPod:
 
     def running(self) -> str | None:
         pods = self.kubectl.json("get", "pods", "-l", "app.kubernetes.io/component=operator")
-        for pod in pods.get("items", []):
-            ready = any(
-                c["type"] == "Ready" and c["status"] == "True"
-                for c in pod.get("status", {}).get("conditions") or []
-            )
-            if ready and not pod["metadata"].get("deletionTimestamp"):
-                return str(pod["metadata"]["name"])
-        return None
+        ready = [pod["metadata"]["name"] for pod in pods.get("items", []) if pod_ready(pod)]
+        return str(ready[0]) if ready else None
 
     def kill(self) -> None:
         self.kubectl("scale", "deployment/inshape-operator", "--replicas=0")
@@ -119,22 +108,6 @@ class OperatorPod:
 
 
 class FaultWorld(World):
-    def serving(self, name: str) -> None:
-        """One more serving Deployment (one per policy when several policies run)."""
-        manifest = serving_manifest(name, self.namespace, self.endpoints.image)
-        self.kubectl("apply", "-f", "-", stdin=json.dumps(manifest))
-
-    def uri_of(self, deployment: str) -> str | None:
-        obj = json.loads(self.kubectl("get", "deployment", deployment, "-o", "json"))
-        container = obj["spec"]["template"]["spec"]["containers"][0]
-        return next(
-            (e.get("value") for e in container.get("env") or () if e["name"] == "MODEL_URI"), None
-        )
-
-    def generation_of(self, deployment: str) -> int:
-        obj = json.loads(self.kubectl("get", "deployment", deployment, "-o", "json"))
-        return int(obj["metadata"]["generation"])
-
     def pods(self, job: str) -> list[dict[str, Any]]:
         items = json.loads(self.kubectl("get", "pods", "-l", f"job-name={job}", "-o", "json"))
         return list(items["items"])

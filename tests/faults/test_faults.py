@@ -20,6 +20,7 @@ from mlflow.tracking import MlflowClient
 
 from inshape_api.names import RUN_KEY_TAG
 from inshape_hack.kafka_kind import KafkaOnKind
+from inshape_hack.serving import INITIAL_URI
 from inshape_operator.results import job_state
 from tests.faults.conftest import (
     FaultWorld,
@@ -35,7 +36,7 @@ from tests.faults.conftest import (
     wait_mid_drain,
 )
 from tests.integration.helpers import committed
-from tests.operator.conftest import INITIAL_URI, SERVING
+from tests.operator.conftest import SERVING
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -333,7 +334,7 @@ def test_two_policies_on_one_topic_train_independently(
         for policy, deployment in ((a, SERVING), (b, "serving-b")):
             ledger = nothing_lost(policy, total)
             assert len(ledger.runs) == round_
-            uri = world.uri_of(deployment)
+            uri = world.model_uri(deployment)
             assert uri is not None and uri.startswith(f"models:/{policy.spec.model.name}/")
     for policy, watch in ((a, watch_a), (b, watch_b)):
         values = watch.check(policy.spec.mlflow.trackingUri, policy.spec.model.name)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 from kafka.admin import KafkaAdminClient
@@ -57,6 +57,13 @@ def digits_policy(
         k: v for k, v in document["spec"]["evaluation"].items() if v is not None
     }
     return parse_policy(document)
+
+
+class NewPolicy(Protocol):
+    """The `new_policy` fixture: digits_policy on the session's services, under the test's own
+    name, with ``spec`` merged over it."""
+
+    def __call__(self, spec: dict[str, Any] | None = None) -> Policy: ...
 
 
 def fill(

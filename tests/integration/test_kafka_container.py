@@ -139,10 +139,13 @@ def read_all(bootstrap: str, topic: str, group: str | None) -> list[str]:
         consumer.assign(partitions)
         consumer.seek_to_beginning(*partitions)
         values: list[str] = []
-        deadline = time.monotonic() + 60
-        while len(values) < RECORDS and time.monotonic() < deadline:
+
+        def all_read() -> bool:
             for records in consumer.poll(timeout_ms=1000).values():
                 values.extend(r.value.decode() for r in records)
+            return len(values) >= RECORDS
+
+        wait_until(all_read, 60, f"{RECORDS} records of {topic} are read", interval=0)
         if group is not None:
             consumer.commit()
         return values

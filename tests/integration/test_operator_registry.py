@@ -4,25 +4,23 @@ from __future__ import annotations
 
 import pytest
 
-from inshape_hack.kafka import KafkaBroker
-from inshape_hack.mlflow_server import MlflowServer
 from inshape_operator.mlflow_check import Registry, RegistryUnavailableError, verify
-from tests.integration.helpers import digits_policy, fill, run
+from tests.integration.helpers import NewPolicy, fill, run
 
 pytestmark = pytest.mark.integration
 
 
 def test_registry_agrees_with_a_real_promotion_and_moves_the_alias_back(
-    kafka_broker: KafkaBroker, mlflow_server: MlflowServer, unique_name: str
+    new_policy: NewPolicy,
 ) -> None:
-    policy = digits_policy(unique_name, kafka_broker.bootstrap_servers, mlflow_server.tracking_uri)
+    policy = new_policy()
     fill(policy, 600)
     first = run(policy, "uid-1")
     fill(policy, 3000, seed=1)
     second = run(policy, "uid-2")
     assert (first.outcome, second.outcome) == ("Promoted", "Promoted")
     model = policy.spec.model.name
-    registry = Registry(mlflow_server.tracking_uri)
+    registry = Registry(policy.spec.mlflow.trackingUri)
 
     assert verify(registry, policy.experiment, model, "uid-2", "2").ok
     stale = verify(registry, policy.experiment, model, "uid-1", "1")

@@ -27,7 +27,7 @@ from inshape_jobs.produce import encoded
 from inshape_jobs.records import ChunkParser, RawChunk, RecordSchema
 from inshape_jobs.streams import MALFORMED_KINDS, digits_records
 from inshape_jobs.tracking import Tracker
-from tests.integration.helpers import committed, digits_policy, fill, run, tracker
+from tests.integration.helpers import NewPolicy, committed, digits_policy, fill, run, tracker
 
 pytestmark = pytest.mark.integration
 
@@ -39,16 +39,32 @@ class CrashBeforeCommit(TopicReader):
         raise RuntimeError("simulated crash before the offsets commit")
 
 
+def update_cli(policy: Policy, run_key: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """`python -m inshape_jobs update` as a Job's container runs it: the policy and the run
+    key in its environment, and nothing else of this process's."""
+    return subprocess.run(
+        [sys.executable, "-m", "inshape_jobs", "update"],
+        env={
+            "INSHAPE_POLICY": dumps_policy(policy),
+            "INSHAPE_RUN_KEY": run_key,
+            "PATH": "/usr/bin:/bin",
+            **env,
+        },
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
 def _runs_with_key(t: Tracker, key: str) -> list[Any]:
     return list(
         t.client.search_runs([t.experiment_id], filter_string=f"tags.`{RUN_KEY_TAG}` = '{key}'")
     )
 
 
-def test_bootstrap_run_promotes_logs_everything_and_commits(
-    kafka_broker: KafkaBroker, mlflow_server: MlflowServer, unique_name: str
-) -> None:
-    policy = digits_policy(unique_name, kafka_broker.bootstrap_servers, mlflow_server.tracking_uri)
+def test_bootstrap_run_promotes_logs_everything_and_commits(new_policy: NewPolicy) -> None:
+    policy = new_policy()
     fill(policy, 3000)
 
     result = run(policy, "boot-1")
@@ -79,10 +95,8 @@ def test_bootstrap_run_promotes_logs_everything_and_commits(
     assert sum(r["to"] - r["from"] for r in source["partitions"].values()) == 3000
 
 
-def test_winning_run_moves_alias_and_losing_run_keeps_it(
-    kafka_broker: KafkaBroker, mlflow_server: MlflowServer, unique_name: str
-) -> None:
-    policy = digits_policy(unique_name, kafka_broker.bootstrap_servers, mlflow_server.tracking_uri)
+def test_winning_run_moves_alias_and_losing_run_keeps_it(new_policy: NewPolicy) -> None:
+    policy = new_policy()
     fill(policy, 300, seed=1)
     assert run(policy, "r1").outcome == "Promoted"  # bootstrap on very little data
 
@@ -92,12 +106,7 @@ def test_winning_run_moves_alias_and_losing_run_keeps_it(
     assert win.candidateScore > win.championScore
     assert tracker(policy).champion_version() == win.modelVersion == "2"
 
-    strict = digits_policy(
-        unique_name,
-        kafka_broker.bootstrap_servers,
-        mlflow_server.tracking_uri,
-        spec={"evaluation": {"minImprovement": 0.5}},
-    )
+    strict = new_policy({"evaluation": {"minImprovement": 0.5}})
     fill(strict, 2000, seed=3, noise=1.0)
     lose = run(strict, "r3")
     assert lose.outcome == "Rejected"
@@ -108,9 +117,9 @@ def test_winning_run_moves_alias_and_losing_run_keeps_it(
 
 
 def test_crash_before_commit_leaves_records_for_the_next_run_and_retry_is_idempotent(
-    kafka_broker: KafkaBroker, mlflow_server: MlflowServer, unique_name: str
+    new_policy: NewPolicy,
 ) -> None:
-    policy = digits_policy(unique_name, kafka_broker.bootstrap_servers, mlflow_server.tracking_uri)
+    policy = new_policy()
     fill(policy, 2000)
     kafka = policy.spec.source.kafka
     assert kafka.bootstrapServers
@@ -136,10 +145,8 @@ def test_crash_before_commit_leaves_records_for_the_next_run_and_retry_is_idempo
     assert len(t.client.search_model_versions(f"name = '{policy.spec.model.name}'")) == 1
 
 
-def test_crash_then_new_job_sees_the_same_records(
-    kafka_broker: KafkaBroker, mlflow_server: MlflowServer, unique_name: str
-) -> None:
-    policy = digits_policy(unique_name, kafka_broker.bootstrap_servers, mlflow_server.tracking_uri)
+def test_crash_then_new_job_sees_the_same_records(new_policy: NewPolicy) -> None:
+    policy = new_policy()
     fill(policy, 1500)
     kafka = policy.spec.source.kafka
     assert kafka.bootstrapServers
@@ -154,10 +161,8 @@ def test_crash_then_new_job_sees_the_same_records(
     assert {int(p): r[0] for p, r in second.offsets.items()} == first_offsets
 
 
-def test_unfinished_run_of_a_dead_attempt_is_replaced(
-    kafka_broker: KafkaBroker, mlflow_server: MlflowServer, unique_name: str
-) -> None:
-    policy = digits_policy(unique_name, kafka_broker.bootstrap_servers, mlflow_server.tracking_uri)
+def test_unfinished_run_of_a_dead_attempt_is_replaced(new_policy: NewPolicy) -> None:
+    policy = new_policy()
     fill(policy, 1000)
     t = tracker(policy)
     # An attempt that died while logging leaves a RUNNING run with the key.
@@ -170,15 +175,10 @@ def test_unfinished_run_of_a_dead_attempt_is_replaced(
 
 
 def test_malformed_records_are_counted_skipped_and_dead_lettered(
-    kafka_broker: KafkaBroker, mlflow_server: MlflowServer, unique_name: str
+    new_policy: NewPolicy, unique_name: str
 ) -> None:
     dlq = f"{unique_name}-dlq"
-    policy = digits_policy(
-        unique_name,
-        kafka_broker.bootstrap_servers,
-        mlflow_server.tracking_uri,
-        spec={"source": {"kafka": {"deadLetterTopic": dlq}}},
-    )
+    policy = new_policy({"source": {"kafka": {"deadLetterTopic": dlq}}})
     fill(policy, 4000, bad_fraction=0.1)
 
     kafka = policy.spec.source.kafka
@@ -218,10 +218,8 @@ def test_malformed_records_are_counted_skipped_and_dead_lettered(
     assert reasons == set(result.rejectedByReason)
 
 
-def test_no_new_records_is_skipped_without_a_run(
-    kafka_broker: KafkaBroker, mlflow_server: MlflowServer, unique_name: str
-) -> None:
-    policy = digits_policy(unique_name, kafka_broker.bootstrap_servers, mlflow_server.tracking_uri)
+def test_no_new_records_is_skipped_without_a_run(new_policy: NewPolicy) -> None:
+    policy = new_policy()
     fill(policy, 500)
     assert run(policy, "a").outcome == "Promoted"
     skipped = run(policy, "b")
@@ -230,14 +228,9 @@ def test_no_new_records_is_skipped_without_a_run(
     assert _runs_with_key(tracker(policy), "b") == []
 
 
-def test_retrain_strategy_refits_on_a_bounded_window(
-    kafka_broker: KafkaBroker, mlflow_server: MlflowServer, unique_name: str
-) -> None:
-    policy = digits_policy(
-        unique_name,
-        kafka_broker.bootstrap_servers,
-        mlflow_server.tracking_uri,
-        spec={
+def test_retrain_strategy_refits_on_a_bounded_window(new_policy: NewPolicy) -> None:
+    policy = new_policy(
+        {
             "model": {
                 "estimator": "sklearn.ensemble.RandomForestClassifier",
                 "params": {"n_estimators": 20, "random_state": 0},
@@ -375,14 +368,9 @@ def test_retrain_window_counts_and_dead_letters_each_bad_record_once(
     )
 
 
-def test_regressor_gate_uses_paired_bootstrap(
-    kafka_broker: KafkaBroker, mlflow_server: MlflowServer, unique_name: str
-) -> None:
-    policy = digits_policy(
-        unique_name,
-        kafka_broker.bootstrap_servers,
-        mlflow_server.tracking_uri,
-        spec={
+def test_regressor_gate_uses_paired_bootstrap(new_policy: NewPolicy) -> None:
+    policy = new_policy(
+        {
             "model": {
                 "estimator": "sklearn.linear_model.SGDRegressor",
                 "params": {"random_state": 0},
@@ -403,25 +391,12 @@ def test_regressor_gate_uses_paired_bootstrap(
 
 
 def test_cli_reads_policy_from_env_and_writes_termination_message(
-    kafka_broker: KafkaBroker, mlflow_server: MlflowServer, unique_name: str, tmp_path: Path
+    new_policy: NewPolicy, tmp_path: Path
 ) -> None:
-    policy = digits_policy(unique_name, kafka_broker.bootstrap_servers, mlflow_server.tracking_uri)
+    policy = new_policy()
     fill(policy, 1000)
     termination = tmp_path / "termination-log"
-    env = {
-        "INSHAPE_POLICY": dumps_policy(policy),
-        "INSHAPE_RUN_KEY": "cli-1",
-        "INSHAPE_TERMINATION_LOG": str(termination),
-        "PATH": "/usr/bin:/bin",
-    }
-    proc = subprocess.run(
-        [sys.executable, "-m", "inshape_jobs", "update"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    proc = update_cli(policy, "cli-1", INSHAPE_TERMINATION_LOG=str(termination))
     assert proc.returncode == 0, proc.stderr
     assert "drain" in proc.stdout and "rec/s" in proc.stdout  # progress lines
     result = decode(termination.read_text())
@@ -452,20 +427,8 @@ def test_mlflow_down_fails_the_run_and_commits_nothing(
     down = MlflowServer(tmp_path / "mlflow-down")  # never started: nothing listens there
     policy = digits_policy(unique_name, kafka_broker.bootstrap_servers, down.tracking_uri)
     fill(policy, 500)
-    env = {
-        "INSHAPE_POLICY": dumps_policy(policy),
-        "INSHAPE_RUN_KEY": "down-1",
-        "PATH": "/usr/bin:/bin",
-        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
-        "MLFLOW_HTTP_REQUEST_TIMEOUT": "5",
-    }
-    proc = subprocess.run(
-        [sys.executable, "-m", "inshape_jobs", "update"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+    proc = update_cli(
+        policy, "down-1", MLFLOW_HTTP_REQUEST_MAX_RETRIES="0", MLFLOW_HTTP_REQUEST_TIMEOUT="5"
     )
     assert proc.returncode != 0
     assert committed(policy) == {}

@@ -6,11 +6,6 @@ Kafka and MLflow (in the cluster) at the node's address, as the host does."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -23,66 +18,13 @@ import yaml
 from inshape_api.spec import Policy, parse_policy
 from inshape_hack.kindtesting import KindEnv, apply_policy_crd, eventually
 from inshape_hack.kubectl import KubectlRunner as Kubectl
-from inshape_hack.podsecurity import RESTRICTED_CONTAINER
+from inshape_hack.operator_process import OperatorProcess
+from inshape_hack.serving import model_uri_of, serving_deployment
 from tests.integration.helpers import deep_merge, fill
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = yaml.safe_load((ROOT / "manifests/examples/digits.yaml").read_text())
 SERVING = "digits-serving"
-INITIAL_URI = "models:/none/0"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Operator:
-    """`python -m inshape_operator` as a subprocess; start, SIGKILL, start again."""
-
-    def __init__(self, endpoints: KindEnv, namespace: str, log: Path, **env: str) -> None:
-        self.log = log
-        self.env = {
-            **os.environ,
-            "KUBECONFIG": str(endpoints.kubeconfig),
-            "INSHAPE_JOB_IMAGE": endpoints.image,
-            "INSHAPE_JOB_IMAGE_PULL_POLICY": "Never",
-            "INSHAPE_NAMESPACES": namespace,
-            "INSHAPE_POLL_SECONDS": "1",
-            "INSHAPE_FAILURE_BACKOFF_SECONDS": "600",
-            "INSHAPE_METRICS_PORT": str(free_port()),
-            "INSHAPE_HEALTH_PORT": str(free_port()),
-            "INSHAPE_JOB_TTL_SECONDS": "600",
-            **env,
-        }
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "inshape_operator"],
-                env=self.env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")[-6000:]
 
 
 class OperatorRunner(Protocol):
@@ -149,14 +91,16 @@ class World:
     def get_policy(self, name: str) -> dict[str, Any]:
         return dict(json.loads(self.kubectl("get", "mup", name, "-o", "json")))
 
-    def deployment(self) -> dict[str, Any]:
-        return dict(json.loads(self.kubectl("get", "deployment", SERVING, "-o", "json")))
+    def serving(self, name: str = SERVING) -> None:
+        """A serving Deployment (one per policy when several policies run)."""
+        manifest = serving_deployment(name, self.namespace, self.endpoints.image)
+        self.kubectl("apply", "-f", "-", stdin=json.dumps(manifest))
 
-    def model_uri(self) -> str | None:
-        container = self.deployment()["spec"]["template"]["spec"]["containers"][0]
-        return next(
-            (e.get("value") for e in container.get("env") or () if e["name"] == "MODEL_URI"), None
-        )
+    def deployment(self, name: str = SERVING) -> dict[str, Any]:
+        return dict(json.loads(self.kubectl("get", "deployment", name, "-o", "json")))
+
+    def model_uri(self, deployment: str = SERVING) -> str | None:
+        return model_uri_of(self.deployment(deployment))
 
     def replica_sets(self) -> int:
         """ReplicaSets of the serving Deployment (the operator may run in the namespace too)."""
@@ -177,36 +121,6 @@ class World:
             raise
 
 
-def serving_manifest(name: str, namespace: str, image: str) -> dict[str, Any]:
-    """A stand-in serving Deployment: a long-running process with MODEL_URI in its env."""
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": {"app": name}},
-                "spec": {
-                    "terminationGracePeriodSeconds": 2,
-                    "automountServiceAccountToken": False,
-                    "containers": [
-                        {
-                            "name": "server",
-                            "image": image,
-                            "imagePullPolicy": "Never",
-                            "command": ["python", "-c", "import time; time.sleep(3600)"],
-                            "env": [{"name": "MODEL_URI", "value": INITIAL_URI}],
-                            "securityContext": RESTRICTED_CONTAINER,
-                        }
-                    ],
-                },
-            },
-        },
-    }
-
-
 WorldT = TypeVar("WorldT", bound=World)
 
 
@@ -220,10 +134,9 @@ def running_world(
 ) -> Iterator[WorldT]:
     """The CRD, the serving Deployment and a running operator in one test namespace."""
     apply_policy_crd(endpoints.kubectl())
-    manifest = serving_manifest(SERVING, namespace, endpoints.image)
-    kubectl("apply", "-f", "-", stdin=json.dumps(manifest))
-    operator.start()
     world = world_type(endpoints, namespace, kubectl, operator)
+    world.serving()
+    operator.start()
     world.wait(lambda: world.replica_sets() == 1, 30, "the serving Deployment has a ReplicaSet")
     try:
         yield world
@@ -234,8 +147,21 @@ def running_world(
         time.sleep(0.1)
 
 
+def host_operator(endpoints: KindEnv, namespace: str, log: Path, **env: str) -> OperatorProcess:
+    """The operator on the host, on one namespace, polling every second; a failed run is not
+    retried for ten minutes, and finished Jobs stay as long. ``env`` overrides."""
+    settings = {
+        "INSHAPE_NAMESPACES": namespace,
+        "INSHAPE_POLL_SECONDS": "1",
+        "INSHAPE_FAILURE_BACKOFF_SECONDS": "600",
+        "INSHAPE_JOB_TTL_SECONDS": "600",
+        **env,
+    }
+    return OperatorProcess(endpoints.kubeconfig, endpoints.image, log, settings)
+
+
 @pytest.fixture
 def world(kind_env: KindEnv, namespace: str, kubectl: Kubectl, tmp_path: Path) -> Iterator[World]:
-    operator = Operator(kind_env, namespace, tmp_path / "operator.log")
+    operator = host_operator(kind_env, namespace, tmp_path / "operator.log")
     with running_world(World, kind_env, namespace, kubectl, operator) as w:
         yield w

@@ -12,9 +12,10 @@ from mlflow.tracking import MlflowClient
 from inshape_api.names import CHAMPION_ALIAS
 from inshape_hack.kindtesting import KindEnv
 from inshape_hack.kubectl import KubectlRunner as Kubectl
+from inshape_hack.serving import INITIAL_URI
 from inshape_operator.conditions import parse_time
 from inshape_operator.results import job_state
-from tests.operator.conftest import INITIAL_URI, Operator, World, running_world
+from tests.operator.conftest import World, host_operator, running_world
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -38,9 +39,13 @@ def test_threshold_starts_one_job_and_a_promotion_is_rolled_out_once(world: Worl
 
     world.fill(policy, 150, seed=1)
     world.wait(lambda: len(world.jobs("lagged")) == 1, 15, "the update Job is created")
-    while job_state(world.jobs("lagged")[0]) == "Active":  # never a second Job meanwhile
-        assert len(world.jobs("lagged")) == 1
-        time.sleep(0.5)
+
+    def finished_alone() -> bool:
+        jobs = world.jobs("lagged")
+        assert len(jobs) == 1, "a second Job while the first runs"
+        return job_state(jobs[0]) != "Active"
+
+    world.wait(finished_alone, JOB_TIMEOUT, "the update Job finished, never a second meanwhile")
     assert job_state(world.jobs("lagged")[0]) == "Succeeded", world.operator.output()
 
     uri = f"models:/{policy.spec.model.name}/1"
@@ -148,7 +153,7 @@ def slow_poll(
     kind_env: KindEnv, namespace: str, kubectl: Kubectl, tmp_path: Path
 ) -> Iterator[World]:
     """A world whose operator polls only every SLOW_POLL seconds."""
-    operator = Operator(
+    operator = host_operator(
         kind_env, namespace, tmp_path / "operator.log", INSHAPE_POLL_SECONDS=str(SLOW_POLL)
     )
     with running_world(World, kind_env, namespace, kubectl, operator) as w:
