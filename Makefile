@@ -87,6 +87,7 @@ bench: setup ## Benchmarks: one JSON object per line (ours, the reference's, rat
 	$(PY) -m bench.prequential_quality
 	$(PY) -m bench.operator_latency --runs 20
 	$(PY) -m bench.operator_scale
+	$(PY) -m bench.schedule_latency
 	$(PY) -m bench.loop_latency --loops 5
 
 crd: $(STAMP) ## Regenerate the CRD from the policy's Python model (the one source of truth)
