@@ -8,7 +8,7 @@ import copy
 import json
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,14 +16,13 @@ import pytest
 import yaml
 
 from inshape_api import cron_syntax
-from inshape_api.result import RecordCounts
 from inshape_api.spec import parse_policy
-from inshape_api.status import Champion, Condition, LastRun, OffsetRange, PolicyStatus
 from inshape_hack.kindtesting import KindEnv, apply_policy_crd
 from inshape_hack.kubectl import KubectlRunner as Kubectl
 from inshape_operator.config import load
 from inshape_operator.job_builder import RunRequest, build_job
 from inshape_operator.rollout import env_patch, workload
+from tests.samples import FULL_STATUS
 
 pytestmark = pytest.mark.integration
 
@@ -193,39 +192,7 @@ def test_defaults_status_and_columns(
     }
     assert stored["spec"]["evaluation"]["minHoldout"] == 30
 
-    now = datetime.now(UTC).replace(microsecond=0)
-    champion = Champion(
-        uri="models:/digits-classifier/7",
-        version="7",
-        metric=0.93,
-        metricName="f1_macro",
-        runId="r",
-        job="digits-update-1",
-        promotedAt=now,
-    )
-    status = PolicyStatus(
-        observedGeneration=stored["metadata"]["generation"],
-        conditions=(Condition("Ready", "True", "ChampionServing", "served", now, 1),),
-        champion=champion,
-        previousChampion=Champion(uri="models:/digits-classifier/6", version="6"),
-        pendingRecords=4,
-        lastRun=LastRun(
-            outcome="Promoted",
-            job="digits-update-1",
-            sequence=1,
-            trigger="Lag",
-            runId="r",
-            reasons=("Improved",),
-            message="better",
-            records=RecordCounts(read=10, new=8, reread=2, valid=7, train=6, holdout=1, rejected=1),
-            offsets={"0": OffsetRange(0, 10)},
-            candidateMetric=0.93,
-            championMetric=0.91,
-            modelVersion="7",
-            finishedAt=now,
-        ),
-        lastScheduleTime=now,
-    ).to_wire()
+    status = replace(FULL_STATUS, observedGeneration=stored["metadata"]["generation"]).to_wire()
     kubectl(
         "patch",
         "mup",

@@ -16,32 +16,11 @@ from inshape_api.result import (
     MESSAGE_MAX,
     OUTCOMES,
     TERMINATION_MESSAGE_LIMIT,
-    RecordCounts,
     RunResult,
     decode,
     failed,
 )
-
-PROMOTED = RunResult(
-    outcome="Promoted",
-    reasons=("Improved",),
-    message="f1_macro 0.93 beats 0.91 by 0.02",
-    policy="ml/digits",
-    runKey="job-uid",
-    runId="abc123",
-    metric="f1_macro",
-    championVersion="6",
-    candidateScore=0.93,
-    championScore=0.91,
-    holdoutFraction=0.2,
-    modelVersion="7",
-    modelUri="models:/digits-classifier/7",
-    records=RecordCounts(read=2000, new=2000, valid=1990, train=1592, holdout=398, rejected=10),
-    rejectedByReason={"not_json": 10},
-    offsets={"0": (100, 1100), "1": (0, 1000)},
-    stages={"drain": 1.5, "log": 0.3},
-    durationSeconds=12.5,
-)
+from tests.samples import PROMOTED
 
 
 def with_many_offsets(partitions: int) -> RunResult:

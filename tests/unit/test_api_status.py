@@ -6,67 +6,24 @@ from __future__ import annotations
 import dataclasses
 import logging
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from inshape_api.result import RecordCounts
 from inshape_api.status import (
-    Champion,
-    Condition,
     LastRun,
-    OffsetRange,
     PolicyStatus,
 )
-
-T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
-V6 = Champion(uri="models:/digits/6", version="6", metric=0.9, metricName="f1_macro")
-V7 = Champion(
-    uri="models:/digits/7",
-    version="7",
-    metric=0.93,
-    metricName="f1_macro",
-    runId="run-7",
-    job="digits-update-7",
-    promotedAt=T0,
-)
-FULL = PolicyStatus(
-    observedGeneration=4,
-    conditions=(
-        Condition("Ready", "True", "ChampionServing", "served", T0, 4),
-        Condition("Progressing", "False", "BelowThreshold", "3 of 2000", T0, 4),
-        Condition("Degraded", "False", "AsExpected", "", T0 - timedelta(days=1)),
-    ),
-    champion=V7,
-    previousChampion=V6,
-    pendingRecords=3,
-    lastRun=LastRun(
-        outcome="Promoted",
-        job="digits-update-7",
-        sequence=7,
-        trigger="Lag",
-        runId="run-7",
-        reasons=("Improved",),
-        message="better",
-        records=RecordCounts(read=10, new=10, valid=9, train=7, holdout=2, rejected=1),
-        offsets={"0": OffsetRange(0, 10), "1": OffsetRange(5, 5)},
-        candidateMetric=0.93,
-        championMetric=0.9,
-        modelVersion="7",
-        finishedAt=T0,
-    ),
-    lastScheduleTime=T0 - timedelta(hours=1),
-)
+from tests.samples import FULL_STATUS
 
 
 def test_to_wire_and_from_wire_round_trip() -> None:
-    assert PolicyStatus.from_wire(FULL.to_wire()) == FULL
+    assert PolicyStatus.from_wire(FULL_STATUS.to_wire()) == FULL_STATUS
     assert PolicyStatus.from_wire(PolicyStatus().to_wire()) == PolicyStatus()
 
 
 def test_to_wire_is_the_stored_shape() -> None:
-    document = FULL.to_wire()
+    document = FULL_STATUS.to_wire()
     assert document["lastRun"]["offsets"] == {
         "0": {"start": 0, "end": 10},
         "1": {"start": 5, "end": 5},
@@ -106,18 +63,18 @@ def test_nulls_are_absent_fields() -> None:
 
 
 def _with(field: str, value: Any) -> dict[str, Any]:
-    return {**FULL.to_wire(), field: value}
+    return {**FULL_STATUS.to_wire(), field: value}
 
 
 def test_an_old_offsets_shape_drops_only_last_run(caplog: pytest.LogCaptureFixture) -> None:
     """lastRun.offsets was {from, to} before: that lastRun is dropped (the next run rewrites
     it); champion, conditions and the rest stay."""
-    old = FULL.to_wire()
+    old = FULL_STATUS.to_wire()
     old["lastRun"]["offsets"] = {"0": {"from": 0, "to": 10}}
     with caplog.at_level(logging.WARNING, logger="inshape_api.status"):
         status = PolicyStatus.from_wire(old)
     assert status.lastRun is None
-    assert status == replace(FULL, lastRun=None)
+    assert status == replace(FULL_STATUS, lastRun=None)
     assert "status.lastRun" in caplog.text and "start" in caplog.text
 
 
@@ -163,17 +120,17 @@ def test_a_misfit_field_is_dropped_and_the_rest_kept(field: str, value: Any) -> 
     assert getattr(status, field) == getattr(PolicyStatus(), field)
     for other in (f.name for f in dataclasses.fields(PolicyStatus)):
         if other != field:
-            assert getattr(status, other) == getattr(FULL, other), other
+            assert getattr(status, other) == getattr(FULL_STATUS, other), other
 
 
 def test_unknown_stored_fields_are_ignored() -> None:
     stored = _with("somethingNew", {"a": 1})
     stored["lastRun"] = {**stored["lastRun"], "extra": True}
-    assert PolicyStatus.from_wire(stored) == FULL
+    assert PolicyStatus.from_wire(stored) == FULL_STATUS
 
 
 def test_condition_finds_one_by_type() -> None:
-    ready = FULL.condition("Ready")
+    ready = FULL_STATUS.condition("Ready")
     assert ready is not None and (ready.status, ready.reason) == ("True", "ChampionServing")
-    assert FULL.condition("Unknown") is None
+    assert FULL_STATUS.condition("Unknown") is None
     assert PolicyStatus().condition("Ready") is None

@@ -35,6 +35,7 @@ from inshape_operator.world import (
     Problem,
     World,
 )
+from tests.samples import FULL_STATUS
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFEST = ROOT / crd.MANIFEST
@@ -458,42 +459,6 @@ def test_status_written_by_the_operator_is_not_pruned() -> None:
     )
     assert failed.lastRun is not None and failed.lastRun.outcome == "Failed"
     assert validate(_schema_at("status"), failed.to_wire(), "status") == []
-
-
-FULL_STATUS = PolicyStatus(
-    observedGeneration=4,
-    conditions=(
-        Condition("Ready", "True", "ChampionServing", "served", NOW, 4),
-        Condition("Degraded", "False", "AsExpected", "", NOW),
-    ),
-    champion=Champion(
-        uri="models:/digits/7",
-        version="7",
-        metric=0.93,
-        metricName="f1_macro",
-        runId="r7",
-        job="digits-update-7",
-        promotedAt=NOW,
-    ),
-    previousChampion=Champion(uri="models:/digits/6"),
-    pendingRecords=0,
-    lastRun=LastRun(
-        outcome="Promoted",
-        job="digits-update-7",
-        sequence=7,
-        trigger="Lag",
-        runId="r7",
-        reasons=("Improved",),
-        message="better",
-        records=RecordCounts(1, 2, 3, 4, 5, 6, 7),
-        offsets={"0": OffsetRange(0, 10)},
-        candidateMetric=0.93,
-        championMetric=0.9,
-        modelVersion="7",
-        finishedAt=NOW,
-    ),
-    lastScheduleTime=NOW,
-)
 
 
 def _status_classes(

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from inshape_api.result import RecordCounts, RunResult
+from inshape_api.result import RunResult
 from inshape_operator.results import (
     finished_at,
     job_state,
@@ -20,22 +20,7 @@ from inshape_operator.results import (
     termination,
 )
 from inshape_operator.world import JobView
-
-PROMOTED = RunResult(
-    outcome="Promoted",
-    reasons=("Improved",),
-    message="f1_macro 0.93 beats 0.91 by 0.02",
-    runId="abc123",
-    runKey="uid-1",
-    metric="f1_macro",
-    candidateScore=0.93,
-    championScore=0.91,
-    modelVersion="7",
-    modelUri="models:/digits-classifier/7",
-    records=RecordCounts(read=2000, valid=1990, train=1592, holdout=398, rejected=10),
-    offsets={"0": (100, 1100), "1": (0, 1000)},
-    stages={"drain": 1.2},
-)
+from tests.samples import PROMOTED
 
 
 def job(condition: str | None, name: str = "digits-update-7", **status: Any) -> dict[str, Any]:
