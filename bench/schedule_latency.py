@@ -9,7 +9,8 @@ have, so each Job fails at its deadline (30 s) and the next slot starts the next
 
 Lateness is the time a Job is first listed by the bench (every 0.2 s) minus its slot, for our
 Jobs and, as the reference from the same run, for a Kubernetes CronJob on the same schedule in
-the same namespace (the cluster's own cron controller). Target: p95 <= 2 s, whatever the poll interval.
+the same namespace (the cluster's own cron controller). Target: p95 <= 2 s, whatever the
+poll interval.
 """
 
 from __future__ import annotations
