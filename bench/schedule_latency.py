@@ -125,6 +125,7 @@ def run(endpoints: KindEnv, work: Path, policies: int, slots: int, poll: float) 
     finally:
         process.stop()
         stop.set()
+        watcher.join(timeout=30)  # no client thread left running at interpreter exit
     return {name: at for name, at in seen.items() if at >= first_slot - 1}
 
 

@@ -2,8 +2,9 @@
 
 A partition the group never committed counts from its log start (everything there is pending,
 as the update Job starts there too); a group that does not exist yet means the whole topic is
-pending. One admin client per bootstrap address is kept and shared by all policies (under a
-lock: kafka-python's clients are not thread-safe); a client that failed is dropped and rebuilt.
+pending. A few admin clients per bootstrap address are kept and shared by all policies, each
+used by one thread at a time (kafka-python's clients are not thread-safe); a client that
+failed is closed and a fresh one opened.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from kafka.errors import CoordinatorNotAvailableError, GroupIdNotFoundError, Kaf
 from kafka.structs import TopicPartition
 
 _TIMEOUT_MS = 5000
+CLIENTS_PER_BOOTSTRAP = 4
 
 
 class LagError(Exception):
@@ -40,43 +42,70 @@ def pending(
 
 
 class LagReader:
-    """Reads lags; thread-safe; one instance per operator."""
+    """Reads lags; thread-safe; one instance per operator.
+
+    Up to CLIENTS_PER_BOOTSTRAP admin clients per address, each used by one pass at a time:
+    passes that come due together (many policies on one cron slot) read their lags side by
+    side instead of queueing behind one client.
+    """
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._clients: dict[str, tuple[threading.Lock, KafkaAdminClient]] = {}
+        self._ready = threading.Condition()
+        self._idle: dict[str, list[KafkaAdminClient]] = {}
+        self._open: dict[str, int] = {}
 
-    def _client(self, bootstrap: str) -> tuple[threading.Lock, KafkaAdminClient]:
-        with self._lock:
-            found = self._clients.get(bootstrap)
-            if found is None:
-                client = KafkaAdminClient(
-                    bootstrap_servers=bootstrap,
-                    client_id="inshape-operator",
-                    request_timeout_ms=_TIMEOUT_MS,
-                )
-                found = (threading.Lock(), client)
-                self._clients[bootstrap] = found
-            return found
+    def _take(self, bootstrap: str) -> KafkaAdminClient:
+        with self._ready:
+            while not self._idle.get(bootstrap) and self._open.get(bootstrap, 0) >= (
+                CLIENTS_PER_BOOTSTRAP
+            ):
+                self._ready.wait()
+            if self._idle.get(bootstrap):
+                return self._idle[bootstrap].pop()
+            self._open[bootstrap] = self._open.get(bootstrap, 0) + 1
+        try:
+            return KafkaAdminClient(
+                bootstrap_servers=bootstrap,
+                client_id="inshape-operator",
+                request_timeout_ms=_TIMEOUT_MS,
+            )
+        except BaseException:
+            self._discard(bootstrap, None)
+            raise
 
-    def _drop(self, bootstrap: str) -> None:
-        with self._lock:
-            found = self._clients.pop(bootstrap, None)
-        if found is not None:
+    def _give_back(self, bootstrap: str, client: KafkaAdminClient) -> None:
+        with self._ready:
+            self._idle.setdefault(bootstrap, []).append(client)
+            self._ready.notify()
+
+    def _discard(self, bootstrap: str, client: KafkaAdminClient | None) -> None:
+        """A client that failed is closed, not reused; the next pass opens a fresh one."""
+        with self._ready:
+            self._open[bootstrap] -= 1
+            self._ready.notify()
+        if client is not None:
             with contextlib.suppress(KafkaError, OSError):
-                found[1].close()
+                client.close()
 
     def lag(self, bootstrap: str, topic: str, group: str) -> int:
         """The group's lag on `topic`; LagError if it cannot be read."""
         try:
-            lock, client = self._client(bootstrap)
-            with lock:
-                return self._read(client, topic, group)
+            client = self._take(bootstrap)
+        except (KafkaError, OSError, ValueError) as exc:
+            raise LagError(f"Kafka {bootstrap}: {type(exc).__name__}: {exc}") from exc
+        try:
+            lag = self._read(client, topic, group)
         except LagError:
+            self._give_back(bootstrap, client)
             raise
         except (KafkaError, OSError, ValueError) as exc:
-            self._drop(bootstrap)
+            self._discard(bootstrap, client)
             raise LagError(f"Kafka {bootstrap}: {type(exc).__name__}: {exc}") from exc
+        except BaseException:
+            self._discard(bootstrap, client)
+            raise
+        self._give_back(bootstrap, client)
+        return lag
 
     @staticmethod
     def _read(client: KafkaAdminClient, topic: str, group: str) -> int:
@@ -106,7 +135,8 @@ class LagReader:
         )
 
     def close(self) -> None:
-        with self._lock:
-            clients = list(self._clients)
-        for bootstrap in clients:
-            self._drop(bootstrap)
+        with self._ready:
+            idle = [(b, c) for b, clients in self._idle.items() for c in clients]
+            self._idle = {}
+        for bootstrap, client in idle:
+            self._discard(bootstrap, client)
