@@ -142,8 +142,12 @@ async def keep_time(
 
 def register(registry: kopf.OperatorRegistry) -> None:
     """Register every handler on `registry`; the memo must hold `config` (OperatorConfig)."""
-    group, version, plural = API_GROUP, API_VERSION, PLURAL
+    register_lifecycle(registry)
+    register_policies(registry)
+    register_jobs(registry)
 
+
+def register_lifecycle(registry: kopf.OperatorRegistry) -> None:
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
         """Kopf connects as the kubernetes client does (in-cluster token, else kubeconfig)."""
@@ -161,6 +165,10 @@ def register(registry: kopf.OperatorRegistry) -> None:
         operator = operator_of(memo)
         operator.services.readers.lags.close()
         operator.executor.shutdown(wait=False, cancel_futures=True)
+
+
+def register_policies(registry: kopf.OperatorRegistry) -> None:
+    group, version, plural = API_GROUP, API_VERSION, PLURAL
 
     @kopf.on.resume(group, version, plural, registry=registry)
     @kopf.on.create(group, version, plural, registry=registry)
@@ -199,6 +207,8 @@ def register(registry: kopf.OperatorRegistry) -> None:
         operator.services.writers.metrics.forget(ref.namespace, ref.name)
         operator.services.forget(ref.uid)
 
+
+def register_jobs(registry: kopf.OperatorRegistry) -> None:
     @kopf.on.event(
         "batch", "v1", "jobs", labels={LABEL_POLICY_UID: kopf.PRESENT}, registry=registry
     )

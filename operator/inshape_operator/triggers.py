@@ -152,6 +152,42 @@ class Decision:
     recheck_at: datetime | None = None
 
 
+def _held(observed: Observed, suspend: bool, failure_backoff: timedelta) -> Decision | None:
+    """Rules 1 and 2: what keeps any run from starting now."""
+    if suspend:
+        return Decision(False, "Suspended", "spec.suspend is true; no new runs start")
+    if observed.job_active:
+        return Decision(False, "JobActive", "an update Job is running")
+    if observed.last_failed_at is not None:
+        retry_at = observed.last_failed_at + failure_backoff
+        if observed.now < retry_at:
+            return Decision(
+                False,
+                "FailureBackoff",
+                f"the last run failed; the next may start at {retry_at.isoformat()}",
+                recheck_at=retry_at,
+            )
+    return None
+
+
+def _slot(trigger: TriggerSpec, observed: Observed) -> tuple[Decision | None, datetime | None]:
+    """Rule 4: (a Schedule decision, or the slot skipped because nothing is pending)."""
+    if trigger.schedule is None:
+        return None, None
+    anchor = max(
+        t
+        for t in (observed.created, observed.last_run_started, observed.last_schedule_time)
+        if t is not None
+    )
+    slot = parse_schedule(trigger.schedule).latest_at_or_before(observed.now)
+    if slot is None or slot <= anchor:
+        return None, None
+    if observed.pending == 0:
+        return None, slot  # nothing to train on: skip this slot without a Job
+    message = f"schedule {trigger.schedule!r} fired at {slot.isoformat()}"
+    return Decision(True, "Schedule", message, trigger="Schedule", schedule_time=slot), slot
+
+
 def decide(
     trigger: TriggerSpec,
     *,
@@ -161,76 +197,33 @@ def decide(
 ) -> Decision:
     """The one decision; raises TriggerError for a schedule or interval that cannot work."""
     validate(trigger)
-    if suspend:
-        return Decision(False, "Suspended", "spec.suspend is true; no new runs start")
-    if observed.job_active:
-        return Decision(False, "JobActive", "an update Job is running")
-    now = observed.now
-    if observed.last_failed_at is not None:
-        retry_at = observed.last_failed_at + failure_backoff
-        if now < retry_at:
-            return Decision(
-                False,
-                "FailureBackoff",
-                f"the last run failed; the next may start at {retry_at.isoformat()}",
-                recheck_at=retry_at,
-            )
-
-    pending = observed.pending
+    held = _held(observed, suspend, failure_backoff)
+    if held is not None:
+        return held
+    now, pending = observed.now, observed.pending
     if pending is not None and pending >= trigger.minNewRecords:
-        return Decision(
-            True,
-            "Lag",
-            f"{pending} records pending (threshold {trigger.minNewRecords})",
-            trigger="Lag",
-        )
-
-    schedule = parse_schedule(trigger.schedule) if trigger.schedule else None
-    slot_consumed: datetime | None = None
-    if schedule is not None:
-        anchor = max(
-            t
-            for t in (observed.created, observed.last_run_started, observed.last_schedule_time)
-            if t is not None
-        )
-        slot = schedule.latest_at_or_before(now)
-        if slot is not None and slot > anchor:
-            if pending != 0:
-                return Decision(
-                    True,
-                    "Schedule",
-                    f"schedule {trigger.schedule!r} fired at {slot.isoformat()}",
-                    trigger="Schedule",
-                    schedule_time=slot,
-                )
-            slot_consumed = slot  # nothing to train on: skip this slot without a Job
-
+        message = f"{pending} records pending (threshold {trigger.minNewRecords})"
+        return Decision(True, "Lag", message, trigger="Lag")
+    scheduled, slot_consumed = _slot(trigger, observed)
+    if scheduled is not None:
+        return scheduled
     interval_due: datetime | None = None
     if trigger.maxInterval is not None:
-        since = observed.last_run_started or observed.created
-        interval_due = since + parse_duration(trigger.maxInterval)
+        interval_due = (observed.last_run_started or observed.created) + parse_duration(
+            trigger.maxInterval
+        )
         if now >= interval_due and pending != 0:
+            waiting = f", {pending} records pending" if pending is not None else ""
+            message = f"no run for {trigger.maxInterval}{waiting}"
             return Decision(
-                True,
-                "MaxInterval",
-                f"no run for {trigger.maxInterval}"
-                + (f", {pending} records pending" if pending is not None else ""),
-                trigger="MaxInterval",
-                schedule_time=slot_consumed,
+                True, "MaxInterval", message, trigger="MaxInterval", schedule_time=slot_consumed
             )
-
     candidates = [interval_due] if interval_due is not None and interval_due > now else []
-    if schedule is not None:
-        candidates.append(schedule.next_after(now))
+    if trigger.schedule is not None:
+        candidates.append(parse_schedule(trigger.schedule).next_after(now))
     if pending is None:
         reason, message = "LagUnknown", "the consumer group's lag could not be read"
     else:
-        reason = "BelowThreshold"
-        message = f"{pending} of {trigger.minNewRecords} records pending"
-    return Decision(
-        False,
-        reason,
-        message,
-        schedule_time=slot_consumed,
-        recheck_at=min(candidates) if candidates else None,
-    )
+        reason, message = "BelowThreshold", f"{pending} of {trigger.minNewRecords} records pending"
+    recheck_at = min(candidates) if candidates else None
+    return Decision(False, reason, message, schedule_time=slot_consumed, recheck_at=recheck_at)
