@@ -214,7 +214,8 @@ def test_defaults_status_and_columns(
         "READY",
         "AGE",
     ]
-    assert table.split("\n")[1].split()[:6] == ["digits", "7", "0.93", "4", "Promoted", "True"]
+    pending = str(FULL_STATUS.pendingRecords)
+    assert table.split("\n")[1].split()[:6] == ["digits", "7", "0.93", pending, "Promoted", "True"]
 
 
 def test_the_update_job_is_a_valid_job(kubectl: Kubectl, namespace: str) -> None:
