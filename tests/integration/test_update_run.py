@@ -18,7 +18,7 @@ from kafka.consumer import KafkaConsumer
 from kafka.structs import TopicPartition
 
 from inshape_api.names import RUN_KEY_TAG
-from inshape_api.result import RunResult, decode
+from inshape_api.result import RecordCounts, RunResult, decode
 from inshape_api.spec import Policy, dumps_policy
 from inshape_hack.kafka import KafkaBroker
 from inshape_hack.mlflow_server import MlflowServer
@@ -357,7 +357,7 @@ def test_retrain_window_counts_and_dead_letters_each_bad_record_once(
     }
     assert by_reason == dict(bad_second)
     characteristics = t.load_document(second.runId, "sample/characteristics.json")
-    assert characteristics["records"] == records
+    assert RecordCounts(**characteristics["records"]) == records
     assert characteristics["rejectedByReason"] == second.rejectedByReason
     first_metrics = t.get_run(first.runId).data.metrics
     assert first_metrics["records_rejected"] + metrics["records_rejected"] == len(sources)
