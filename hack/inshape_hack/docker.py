@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from inshape_hack.debian import ensure_commands
-from inshape_hack.paths import HACK_DIR, cache_dir
+from inshape_hack.paths import cache_dir
 from inshape_hack.polling import wait_until
 
 # Short paths: a unix socket path may not exceed 108 bytes, and containerd nests sockets
@@ -49,6 +49,9 @@ class DockerEndpoint:
         return f"export DOCKER_HOST={self.host}" if self.host else "unset DOCKER_HOST"
 
 
+SHIM_NAME = "docker-shim"  # hack/kind/docker-shim
+
+
 def docker_cli() -> str:
     """The real docker CLI on PATH (never the kind shim, which may come first on PATH)."""
     found = _real_docker_on_path()
@@ -60,12 +63,16 @@ def docker_cli() -> str:
     return found
 
 
+def _is_shim(path: str) -> bool:
+    """The kind shim of any checkout (several may share the tool cache and its links)."""
+    return os.path.basename(os.path.realpath(path)) == SHIM_NAME
+
+
 def _real_docker_on_path() -> str | None:
-    shim = os.path.realpath(HACK_DIR / "kind" / "docker-shim")
     for folder in os.environ.get("PATH", "").split(os.pathsep):
         candidate = os.path.join(folder, "docker")
         is_file = os.path.isfile(candidate) and os.access(candidate, os.X_OK)
-        if is_file and os.path.realpath(candidate) != shim:
+        if is_file and not _is_shim(candidate):
             return candidate
     return None
 

@@ -169,3 +169,31 @@ def test_kind_config_and_the_static_cni_agree_on_the_pod_range() -> None:
     node = ipaddress.ip_network(conflist["plugins"][0]["ipam"]["ranges"][0][0]["subnet"])
     assert node.subnet_of(pods)  # type: ignore[arg-type]
     assert len(config["nodes"]) == 1  # one node: its range is the first /24
+
+
+def test_the_shim_of_another_checkout_is_never_taken_for_docker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Checkouts share the tool cache: its `docker` link may point at any checkout's shim."""
+    from inshape_hack.docker import _real_docker_on_path
+
+    other = tmp_path / "other-checkout" / "hack" / "kind"
+    other.mkdir(parents=True)
+    (other / "docker-shim").write_text("#!/bin/sh\n")
+    (other / "docker-shim").chmod(0o755)
+    linked = tmp_path / "cache-kind-shim"
+    linked.mkdir()
+    (linked / "docker").symlink_to(other / "docker-shim")
+    real = tmp_path / "bin"
+    real.mkdir()
+    (real / "docker").write_text("#!/bin/sh\n")
+    (real / "docker").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{linked}{os.pathsep}{real}")
+    assert _real_docker_on_path() == str(real / "docker")
+
+
+def test_the_shim_refuses_to_run_itself_as_docker() -> None:
+    shim = Path(__file__).resolve().parents[2] / "hack" / "kind" / "docker-shim"
+    env = {**os.environ, "INSHAPE_REAL_DOCKER": str(shim)}
+    done = subprocess.run([str(shim), "-v"], env=env, capture_output=True, text=True, timeout=10)
+    assert done.returncode == 2 and "is this shim" in done.stderr
