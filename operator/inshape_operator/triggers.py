@@ -170,16 +170,18 @@ def _held(observed: Observed, suspend: bool, failure_backoff: timedelta) -> Deci
     return None
 
 
-def _slot(trigger: TriggerSpec, observed: Observed) -> tuple[Decision | None, datetime | None]:
+def _slot(
+    trigger: TriggerSpec, schedule: Schedule | None, observed: Observed
+) -> tuple[Decision | None, datetime | None]:
     """Rule 4: (a Schedule decision, or the slot skipped because nothing is pending)."""
-    if trigger.schedule is None:
+    if schedule is None:
         return None, None
     anchor = max(
         t
         for t in (observed.created, observed.last_run_started, observed.last_schedule_time)
         if t is not None
     )
-    slot = parse_schedule(trigger.schedule).latest_at_or_before(observed.now)
+    slot = schedule.latest_at_or_before(observed.now)
     if slot is None or slot <= anchor:
         return None, None
     if observed.pending == 0:
@@ -204,7 +206,8 @@ def decide(
     if pending is not None and pending >= trigger.minNewRecords:
         message = f"{pending} records pending (threshold {trigger.minNewRecords})"
         return Decision(True, "Lag", message, trigger="Lag")
-    scheduled, slot_consumed = _slot(trigger, observed)
+    schedule = parse_schedule(trigger.schedule) if trigger.schedule else None
+    scheduled, slot_consumed = _slot(trigger, schedule, observed)
     if scheduled is not None:
         return scheduled
     interval_due: datetime | None = None
@@ -219,8 +222,8 @@ def decide(
                 True, "MaxInterval", message, trigger="MaxInterval", schedule_time=slot_consumed
             )
     candidates = [interval_due] if interval_due is not None and interval_due > now else []
-    if trigger.schedule is not None:
-        candidates.append(parse_schedule(trigger.schedule).next_after(now))
+    if schedule is not None:
+        candidates.append(schedule.next_after(now))
     if pending is None:
         reason, message = "LagUnknown", "the consumer group's lag could not be read"
     else:
