@@ -9,27 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from inshape_api.result import TERMINATION_MESSAGE_LIMIT, RecordCounts, RunResult, decode
+from inshape_api.result import TERMINATION_MESSAGE_LIMIT, RunResult, decode
 from inshape_jobs.result import emit
-
-SMALL = RunResult(
-    outcome="Promoted",
-    message="improvement +0.0100",
-    runKey="job-uid",
-    runId="abc123",
-    candidateScore=0.91,
-    championScore=0.9,
-    modelVersion="3",
-    modelUri="models:/digits/3",
-    records=RecordCounts(read=1000, valid=990, train=800, holdout=190, rejected=10),
-    rejectedByReason={"not_json": 10},
-    stages={"drain": 1.5, "log": 0.3},
-)
+from tests.samples import PROMOTED
 
 
 def with_many_offsets(partitions: int) -> RunResult:
     offsets = {str(p): (10**9 + p, 2 * 10**9 + p) for p in range(partitions)}
-    return replace(SMALL, offsets=offsets)
+    return replace(PROMOTED, offsets=offsets)
 
 
 def test_emit_prints_the_full_result_and_writes_the_compact_one(
@@ -51,15 +38,15 @@ def test_emit_prints_the_full_result_and_writes_the_compact_one(
 
 def test_emit_small_result_writes_it_whole(tmp_path: Path) -> None:
     path = tmp_path / "termination-log"
-    emit(SMALL, str(path))
-    assert path.read_text() == SMALL.encode()
-    assert decode(path.read_text()) == SMALL
+    emit(PROMOTED, str(path))
+    assert path.read_text() == PROMOTED.encode()
+    assert decode(path.read_text()) == PROMOTED
 
 
 @pytest.mark.parametrize("termination_path", [None, ""])
 def test_emit_without_a_termination_path_only_prints(
     termination_path: str | None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    emit(SMALL, termination_path)
-    assert decode(capsys.readouterr().out) == SMALL
+    emit(PROMOTED, termination_path)
+    assert decode(capsys.readouterr().out) == PROMOTED
     assert list(tmp_path.iterdir()) == []
