@@ -21,7 +21,7 @@ from pathlib import Path
 
 from kafka.admin import KafkaAdminClient
 
-from inshape_hack.kafka_certs import TestPki
+from inshape_hack.kafka_certs import KafkaPki
 from inshape_hack.kafka_config import SINGLE_NODE_SETTINGS
 from inshape_hack.kafka_listeners import BrokerTls, Role, loopback_tls
 from inshape_hack.paths import HACK_DIR, cache_dir
@@ -114,7 +114,7 @@ class KafkaBroker(LocalServer):
         data_dir: Path,
         port: int | None = None,
         heap: str = "1g",
-        pki: TestPki | None = None,
+        pki: KafkaPki | None = None,
     ) -> None:
         super().__init__("kafka", stop_grace=20)
         self.data_dir = data_dir

@@ -140,7 +140,7 @@ class ClientFiles:
 
 
 @dataclass(frozen=True)
-class TestPki:
+class KafkaPki:
     """The PEM files of one test set (all under one directory)."""
 
     ca_file: Path  # the CA certificate: the clients' ssl_cafile, the broker's truststore
@@ -160,7 +160,7 @@ def _write(path: Path, content: bytes, private: bool = False) -> Path:
 
 def write_test_pki(
     directory: Path, hosts: Sequence[str] = BROKER_HOSTS, users: Sequence[str] = ("alice",)
-) -> TestPki:
+) -> KafkaPki:
     """A CA, a broker certificate for ``hosts`` and a client certificate per user, as PEM
     files in ``directory``; also a second CA that the broker does not know."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -174,7 +174,7 @@ def write_test_pki(
             _write(directory / f"{user}.crt", client.certificate_pem()),
             _write(directory / f"{user}.key", client.key_pem(), private=True),
         )
-    return TestPki(
+    return KafkaPki(
         ca_file=_write(directory / "ca.crt", ca.certificate_pem()),
         broker_keystore=_write(
             directory / "broker.pem",
