@@ -2,6 +2,8 @@
 
 `ensure_jars()` resolves hack/kafka/pom.xml with Maven once and caches the jars by version and
 pom hash; `KafkaBroker` formats a data dir and runs `kafka.Kafka` on free loopback ports.
+Given test certificates (kafka_certs.py), it also opens the TLS, MTLS and SCRAM listeners of
+kafka_listeners.py, each on its own port (`broker.address(Role.TLS)`).
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ from pathlib import Path
 
 from kafka.admin import KafkaAdminClient
 
+from inshape_hack.kafka_certs import KafkaPki
 from inshape_hack.kafka_config import SINGLE_NODE_SETTINGS
+from inshape_hack.kafka_listeners import BrokerTls, Role, loopback_tls
 from inshape_hack.paths import HACK_DIR, cache_dir
 from inshape_hack.ports import accepts, free_port
 from inshape_hack.process import LocalServer
@@ -75,35 +79,63 @@ def _cluster_id() -> str:
             return cluster_id
 
 
-def server_properties(data_dir: Path, port: int, controller_port: int) -> str:
+def server_properties(
+    data_dir: Path, port: int, controller_port: int, tls: BrokerTls | None = None
+) -> str:
+    listeners = [f"PLAINTEXT://127.0.0.1:{port}", f"CONTROLLER://127.0.0.1:{controller_port}"]
+    advertised = [f"PLAINTEXT://127.0.0.1:{port}"]
+    protocols = ["CONTROLLER:PLAINTEXT", "PLAINTEXT:PLAINTEXT"]
+    if tls is not None:
+        listeners += tls.bound()
+        advertised += tls.advertised()
+        protocols += tls.protocol_map()
     settings = {
         "process.roles": "broker,controller",
         "node.id": "1",
         "controller.quorum.voters": f"1@127.0.0.1:{controller_port}",
-        "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
-        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
+        "listeners": ",".join(listeners),
+        "advertised.listeners": ",".join(advertised),
         "controller.listener.names": "CONTROLLER",
-        "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        "listener.security.protocol.map": ",".join(protocols),
         "inter.broker.listener.name": "PLAINTEXT",
         "log.dirs": str(data_dir / "log"),
         **SINGLE_NODE_SETTINGS,  # shared with the broker image (kafka_image.py)
+        **(tls.properties() if tls is not None else {}),
     }
     return "".join(f"{key}={value}\n" for key, value in settings.items())
 
 
 class KafkaBroker(LocalServer):
-    """One KRaft broker. Keeps its ports across restart() so clients can reconnect."""
+    """One KRaft broker. Keeps its ports across restart() so clients can reconnect.
+    With ``pki``, its certificates (for 127.0.0.1) serve the secure listeners too."""
 
-    def __init__(self, data_dir: Path, port: int | None = None, heap: str = "1g") -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        port: int | None = None,
+        heap: str = "1g",
+        pki: KafkaPki | None = None,
+    ) -> None:
         super().__init__("kafka", stop_grace=20)
         self.data_dir = data_dir
         self.port = port or free_port()
         self.controller_port = free_port()
         self.heap = heap
+        self.tls: BrokerTls | None = None
+        if pki is not None:
+            ports = {role: free_port() for role in Role}
+            self.tls = loopback_tls(str(pki.broker_keystore), str(pki.ca_file), ports)
 
     @property
     def bootstrap_servers(self) -> str:
+        """The PLAINTEXT listener, always there."""
         return f"127.0.0.1:{self.port}"
+
+    def address(self, role: Role) -> str:
+        """The bootstrap address of a secure listener (the broker needs ``pki`` for it)."""
+        if self.tls is None:
+            raise RuntimeError("this broker has no secure listeners: start it with pki")
+        return self.tls.listener(role).address
 
     def _java(self, libs: Path, main_class: str, *args: str) -> list[str]:
         return [
@@ -122,7 +154,9 @@ class KafkaBroker(LocalServer):
         libs = ensure_jars()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         config = self.data_dir / "server.properties"
-        config.write_text(server_properties(self.data_dir, self.port, self.controller_port))
+        config.write_text(
+            server_properties(self.data_dir, self.port, self.controller_port, self.tls)
+        )
         if not (self.data_dir / "log" / "meta.properties").exists():
             subprocess.run(
                 self._java(

@@ -3,13 +3,17 @@
 The Kafka image (kafka_image.py) bakes in the properties of ``BrokerConfig()``; its entrypoint
 (hack/kafka/entrypoint.sh) appends one property per ``KAFKA_CFG_*`` variable, a later line
 winning. What differs per deployment (node id, listeners, advertised listeners, the optional
-external listener) therefore travels as env vars, built here and nowhere else.
+external listener, the optional secure listeners of kafka_listeners.py) therefore travels as
+env vars, built here and nowhere else. A name's `.` is `_` there and its `-` is `___`
+(``listener.name.scram.scram-sha-512.sasl.jaas.config``), as in Confluent's images.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+
+from inshape_hack.kafka_listeners import BrokerTls
 
 ENV_PREFIX = "KAFKA_CFG_"
 INTERNAL = "PLAINTEXT"
@@ -30,8 +34,9 @@ SINGLE_NODE_SETTINGS: dict[str, str] = {
     "message.max.bytes": str(8 * 1024 * 1024),
 }
 
-# Property names are dotted lower case; the entrypoint maps `_` back to `.`, so no `_` here.
-_PROPERTY_NAME = re.compile(r"[a-z0-9]+(\.[a-z0-9]+)*")
+# Property names are dotted lower case, maybe with `-`; the entrypoint maps `___` back to `-`
+# and then `_` to `.`, so no `_` here, and no two separators in a row.
+_PROPERTY_NAME = re.compile(r"[a-z0-9]+([.-][a-z0-9]+)*")
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,7 @@ class BrokerConfig:
     controller_port: int = 9093
     external: ExternalListener | None = None
     data_dir: str = DATA_DIR
+    tls: BrokerTls | None = None  # the TLS, MTLS and SCRAM listeners, if any
 
     @property
     def address(self) -> str:
@@ -73,6 +79,8 @@ class BrokerConfig:
         ]
         if self.external is not None:
             bound.append(f"{EXTERNAL}://0.0.0.0:{self.external.port}")
+        if self.tls is not None:
+            bound += self.tls.bound()
         return ",".join(bound)
 
     def advertised_listeners(self) -> str:
@@ -80,11 +88,16 @@ class BrokerConfig:
         advertised = [f"{INTERNAL}://{self.address}"]
         if self.external is not None:
             advertised.append(f"{EXTERNAL}://{self.external.address}")
+        if self.tls is not None:
+            advertised += self.tls.advertised()
         return ",".join(advertised)
 
     def protocol_map(self) -> str:
         names = [CONTROLLER, INTERNAL, *([EXTERNAL] if self.external else [])]
-        return ",".join(f"{name}:PLAINTEXT" for name in names)
+        protocols = [f"{name}:PLAINTEXT" for name in names]
+        if self.tls is not None:
+            protocols += self.tls.protocol_map()
+        return ",".join(protocols)
 
     def deployment_properties(self) -> dict[str, str]:
         """What varies from one deployment to the next: the env vars' share."""
@@ -94,6 +107,7 @@ class BrokerConfig:
             "listeners": self.listeners(),
             "advertised.listeners": self.advertised_listeners(),
             "listener.security.protocol.map": self.protocol_map(),
+            **(self.tls.properties() if self.tls is not None else {}),
         }
 
     def properties(self) -> dict[str, str]:
@@ -109,10 +123,11 @@ class BrokerConfig:
 
 
 def env_name(key: str) -> str:
-    """`advertised.listeners` -> `KAFKA_CFG_ADVERTISED_LISTENERS` (the entrypoint's inverse)."""
+    """`advertised.listeners` -> `KAFKA_CFG_ADVERTISED_LISTENERS`, `a.scram-sha-512` ->
+    `KAFKA_CFG_A_SCRAM___SHA___512` (the entrypoint's inverse)."""
     if not _PROPERTY_NAME.fullmatch(key):
         raise ValueError(f"{key!r} cannot travel as a {ENV_PREFIX}* variable")
-    return ENV_PREFIX + key.replace(".", "_").upper()
+    return ENV_PREFIX + key.replace("-", "___").replace(".", "_").upper()
 
 
 def config_env(config: BrokerConfig) -> dict[str, str]:

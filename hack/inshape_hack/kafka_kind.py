@@ -4,7 +4,9 @@
 returns once the StatefulSet's pod is Ready and a client on the host gets metadata through
 the NodePort, and fails early, with the pod's log, when the pod cannot start (image not on
 the node, crash loop). The image (``ensure_kafka_image``, re-exported here) must be loaded
-into the node first (kindcluster.load_image); the namespace must exist.
+into the node first (kindcluster.load_image); the namespace must exist. Given test
+certificates (``pki``, made for ``KafkaDeployment.tls_hosts()``), the broker also opens the
+TLS, MTLS and SCRAM listeners on node ports of their own (``KafkaOnKind.secure``).
 """
 
 from __future__ import annotations
@@ -15,12 +17,17 @@ from typing import Any
 from kafka.admin import KafkaAdminClient
 from kafka.errors import KafkaError
 
+from inshape_hack.kafka_certs import KafkaPki
 from inshape_hack.kafka_image import ensure_kafka_image
+from inshape_hack.kafka_listeners import Role
 from inshape_hack.kafka_manifests import (
+    NODE_PORT,
     KafkaDeployment,
     KafkaOnKind,
     external_service,
     manifests,
+    port_name,
+    tls_secret,
 )
 from inshape_hack.kubectl import KubectlRunner
 from inshape_hack.polling import wait_until
@@ -104,15 +111,29 @@ def wait_rolled_out(kubectl: KubectlRunner, kafka: KafkaDeployment, timeout: flo
     wait_until(check, timeout, f"statefulset {kafka.namespace}/{kafka.name} is Ready")
 
 
-def allocated_node_port(kubectl: KubectlRunner, kafka: KafkaDeployment) -> int:
-    """The external Service's node port: the existing one, else one Kubernetes allocates now."""
+def allocated_node_ports(
+    kubectl: KubectlRunner, kafka: KafkaDeployment, given: dict[str, int]
+) -> dict[str, int]:
+    """The external Service's node ports by port name: those ``given``, the existing ones, and
+    for any other port (a new Service, or secure listeners added) one Kubernetes allocates
+    now. ``kafka``'s own node ports are placeholders, only its ports' names count."""
     service = external_service(kafka)
-    existing = kubectl.json("get", "service", service["metadata"]["name"])
-    if not existing:
-        del service["spec"]["ports"][0]["nodePort"]
+    name = service["metadata"]["name"]
+
+    def known() -> dict[str, int]:
+        found = kubectl.json("get", "service", name).get("spec", {}).get("ports", [])
+        return {**{port["name"]: int(port["nodePort"]) for port in found}, **given}
+
+    ports = known()
+    if any(port["name"] not in ports for port in service["spec"]["ports"]):
+        for port in service["spec"]["ports"]:
+            if port["name"] in ports:
+                port["nodePort"] = ports[port["name"]]
+            else:
+                del port["nodePort"]
         kubectl.apply([service], "--server-side", f"--field-manager={FIELD_MANAGER}")
-        existing = kubectl.json("get", "service", service["metadata"]["name"])
-    return int(existing["spec"]["ports"][0]["nodePort"])
+        ports = known()
+    return ports
 
 
 def deploy_kafka(
@@ -123,17 +144,27 @@ def deploy_kafka(
     *,
     node_port: int | None = None,
     timeout: float = READY_SECONDS,
+    pki: KafkaPki | None = None,
 ) -> KafkaOnKind:
     """Run the broker in ``namespace``; its in-cluster and host bootstrap addresses.
 
     Without ``node_port`` the external Service's port is the one Kubernetes allocates (kept
-    across re-deploys), so several brokers (the demo's, the tests', a test's own) coexist.
+    across re-deploys), so several brokers (the demo's, the tests', a test's own) coexist; the
+    secure listeners' node ports (with ``pki``) are always Kubernetes' choice.
     """
     in_namespace = kubectl.in_namespace(namespace)
-    if node_port is None:
-        node_port = allocated_node_port(in_namespace, KafkaDeployment(namespace, image, node_ip))
-    kafka = KafkaDeployment(namespace, image, node_ip, node_port)
-    in_namespace.apply(manifests(kafka), "--server-side", f"--field-manager={FIELD_MANAGER}")
+    roles = tuple(Role) if pki is not None else ()
+    placeholder = KafkaDeployment(
+        namespace, image, node_ip, secure_node_ports=tuple((role, NODE_PORT) for role in roles)
+    )
+    given = {"external": node_port} if node_port is not None else {}
+    ports = allocated_node_ports(in_namespace, placeholder, given)
+    secure = tuple((role, ports[port_name(role)]) for role in roles)
+    kafka = KafkaDeployment(namespace, image, node_ip, ports["external"], secure_node_ports=secure)
+    objects = manifests(kafka)
+    if pki is not None:
+        objects.insert(0, tls_secret(kafka, pki))
+    in_namespace.apply(objects, "--server-side", f"--field-manager={FIELD_MANAGER}")
     wait_rolled_out(in_namespace, kafka, timeout)
     bootstrap = kafka.bootstrap()
     # Ready means the port is open; clients also need the broker to be through its start.

@@ -5,6 +5,11 @@ processes at ``<node ip>:<nodePort>`` (a NodePort Service to a second, EXTERNAL 
 advertises exactly that address). A StatefulSet keeps the data on a PVC, so a restarted pod
 comes back with its records and cluster id. Pod Security `restricted` admits the pod.
 
+Optionally (``secure_node_ports``) the broker also opens the TLS, MTLS and SCRAM listeners of
+kafka_listeners.py, each advertised as the node IP and a node port of the external Service,
+for pods and the host alike; its PEM files come from the Secret of ``tls_secret`` (the
+broker's key and certificate chain, and the CA), mounted read-only.
+
     python -m inshape_hack.kafka_manifests --namespace inshape --node-ip 172.18.0.2 \\
         --image localhost/inshape/kafka:...      # prints the objects as YAML
 """
@@ -12,19 +17,27 @@ comes back with its records and cluster id. Pod Security `restricted` admits the
 from __future__ import annotations
 
 import argparse
+import base64
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 
+from inshape_hack.kafka_certs import KafkaPki
 from inshape_hack.kafka_config import BrokerConfig, ExternalListener, config_env
 from inshape_hack.kafka_image import KAFKA_UID
+from inshape_hack.kafka_listeners import BrokerTls, Role, SecureListener
 
 JSON = dict[str, Any]
 
 NODE_PORTS = range(30000, 32768)  # the apiserver's default --service-node-port-range
 NODE_PORT = 30092
+# The secure listeners' container ports (the node ports are Kubernetes' choice).
+SECURE_PORTS = {Role.TLS: 9095, Role.MTLS: 9096, Role.SCRAM: 9097}
+TLS_DIR = "/etc/kafka/tls"
+KEYSTORE_FILE = "broker.pem"
+TRUSTSTORE_FILE = "ca.crt"
 
 # What Pod Security `restricted` asks of every container, and no more privilege than that.
 CONTAINER_SECURITY: JSON = {
@@ -44,10 +57,11 @@ POD_SECURITY: JSON = {
 
 @dataclass(frozen=True)
 class KafkaOnKind:
-    """The two bootstrap addresses of the broker."""
+    """The two bootstrap addresses of the broker, and those of its secure listeners."""
 
     in_cluster_bootstrap: str  # for pods: the Service's cluster DNS name
     host_bootstrap: str  # the kind node's IP and the NodePort: from the host, and pods too
+    secure: dict[Role, str] = field(default_factory=dict)  # node IP:node port, each listener
 
 
 @dataclass(frozen=True)
@@ -63,10 +77,31 @@ class KafkaDeployment:
     storage: str = "1Gi"
     memory: str = "1Gi"  # the limit; the heap is 512m (kafka_image.HEAP_OPTS)
     cpu: str = "250m"  # a request only: a 2-core node also runs the control plane
+    # The secure listeners and their node ports; none by default.
+    secure_node_ports: tuple[tuple[Role, int], ...] = ()
 
     def __post_init__(self) -> None:
-        if self.node_port not in NODE_PORTS:
-            raise ValueError(f"nodePort {self.node_port} is outside 30000-32767")
+        for port in (self.node_port, *(port for _, port in self.secure_node_ports)):
+            if port not in NODE_PORTS:
+                raise ValueError(f"nodePort {port} is outside 30000-32767")
+
+    @property
+    def tls_secret_name(self) -> str:
+        return f"{self.name}-tls"
+
+    def tls_hosts(self) -> list[str]:
+        """What the broker's certificate must name: every address a client may dial."""
+        short = self.service_host.removesuffix(".cluster.local")
+        return [self.service_host, short, f"{self.name}.{self.namespace}", self.node_ip]
+
+    def broker_tls(self) -> BrokerTls | None:
+        if not self.secure_node_ports:
+            return None
+        listeners = tuple(
+            SecureListener(role, SECURE_PORTS[role], self.node_ip, node_port)
+            for role, node_port in self.secure_node_ports
+        )
+        return BrokerTls(f"{TLS_DIR}/{KEYSTORE_FILE}", f"{TLS_DIR}/{TRUSTSTORE_FILE}", listeners)
 
     @property
     def service_host(self) -> str:
@@ -80,10 +115,14 @@ class KafkaDeployment:
         return ExternalListener(self.node_ip, self.node_port)
 
     def broker_config(self) -> BrokerConfig:
-        return BrokerConfig(advertised_host=self.service_host, external=self.external())
+        return BrokerConfig(
+            advertised_host=self.service_host, external=self.external(), tls=self.broker_tls()
+        )
 
     def bootstrap(self) -> KafkaOnKind:
-        return KafkaOnKind(self.broker_config().address, self.external().address)
+        tls = self.broker_tls()
+        secure = {item.role: item.address for item in tls.listeners} if tls else {}
+        return KafkaOnKind(self.broker_config().address, self.external().address, secure)
 
     def labels(self) -> dict[str, str]:
         return {"app.kubernetes.io/name": "kafka", "app.kubernetes.io/instance": self.name}
@@ -106,7 +145,16 @@ def internal_service(kafka: KafkaDeployment) -> JSON:
     }
 
 
+def port_name(role: Role) -> str:
+    return role.value.lower()
+
+
 def external_service(kafka: KafkaDeployment) -> JSON:
+    ports = [("external", kafka.external().port, kafka.node_port)]
+    ports += [
+        (port_name(role), SECURE_PORTS[role], node_port)
+        for role, node_port in kafka.secure_node_ports
+    ]
     return {
         "apiVersion": "v1",
         "kind": "Service",
@@ -115,20 +163,30 @@ def external_service(kafka: KafkaDeployment) -> JSON:
             "type": "NodePort",
             "selector": kafka.labels(),
             "ports": [
-                {
-                    "name": "external",
-                    "port": kafka.external().port,
-                    "targetPort": "external",
-                    "nodePort": kafka.node_port,
-                }
+                {"name": name, "port": port, "targetPort": name, "nodePort": node_port}
+                for name, port, node_port in ports
             ],
         },
+    }
+
+
+def tls_secret(kafka: KafkaDeployment, pki: KafkaPki) -> JSON:
+    """The broker's PEM files: its key and certificate chain, and the CA it trusts."""
+    files = {KEYSTORE_FILE: pki.broker_keystore, TRUSTSTORE_FILE: pki.ca_file}
+    data = {name: base64.b64encode(path.read_bytes()).decode() for name, path in files.items()}
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": kafka.metadata(kafka.tls_secret_name),
+        "type": "Opaque",
+        "data": data,
     }
 
 
 def container(kafka: KafkaDeployment) -> JSON:
     config = kafka.broker_config()
     env = config_env(config)
+    secure = bool(kafka.secure_node_ports)
     return {
         "name": "kafka",
         "image": kafka.image,
@@ -137,6 +195,10 @@ def container(kafka: KafkaDeployment) -> JSON:
         "ports": [
             {"name": "kafka", "containerPort": config.port},
             {"name": "external", "containerPort": kafka.external().port},
+            *(
+                {"name": port_name(role), "containerPort": SECURE_PORTS[role]}
+                for role, _ in kafka.secure_node_ports
+            ),
         ],
         # Open port = listening; no liveness probe, which could kill a broker busy
         # recovering its log after a crash.
@@ -153,8 +215,18 @@ def container(kafka: KafkaDeployment) -> JSON:
         "volumeMounts": [
             {"name": "data", "mountPath": "/var/lib/kafka"},
             {"name": "tmp", "mountPath": "/tmp"},  # server.properties, native libs of jars
+            *([{"name": "tls", "mountPath": TLS_DIR, "readOnly": True}] if secure else []),
         ],
     }
+
+
+def volumes(kafka: KafkaDeployment) -> list[JSON]:
+    found: list[JSON] = [{"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}}]
+    if kafka.secure_node_ports:
+        # 0440: the broker's uid and group (fsGroup) read the key; nobody else.
+        secret = {"secretName": kafka.tls_secret_name, "defaultMode": 0o440}
+        found.append({"name": "tls", "secret": secret})
+    return found
 
 
 def statefulset(kafka: KafkaDeployment) -> JSON:
@@ -175,7 +247,7 @@ def statefulset(kafka: KafkaDeployment) -> JSON:
                     "securityContext": POD_SECURITY,
                     "terminationGracePeriodSeconds": 60,  # a controlled shutdown, not a kill
                     "containers": [container(kafka)],
-                    "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}}],
+                    "volumes": volumes(kafka),
                 },
             },
             "volumeClaimTemplates": [

@@ -1,7 +1,8 @@
 #!/bin/bash
 # The Kafka image's entrypoint (built by hack/inshape_hack/kafka_image.py):
 #   1. server.properties = the baked-in defaults, then one line per KAFKA_CFG_* variable
-#      (KAFKA_CFG_ADVERTISED_LISTENERS=x -> advertised.listeners=x; a later line wins);
+#      (KAFKA_CFG_ADVERTISED_LISTENERS=x -> advertised.listeners=x, and ___ is a dash:
+#      KAFKA_CFG_A_SCRAM___SHA___512_B=x -> a.scram-sha-512.b=x; a later line wins);
 #   2. the KRaft storage is formatted only when log.dirs holds no meta.properties yet, so a
 #      container restarted on the same data volume keeps its records and cluster id;
 #   3. the broker is exec'd (PID 1: SIGTERM reaches it and it shuts down cleanly).
@@ -19,6 +20,7 @@ render() {
     for name in $(compgen -e KAFKA_CFG_ || true); do
         key=${name#KAFKA_CFG_}
         key=${key,,}
+        key=${key//___/-}
         printf '%s=%s\n' "${key//_/.}" "${!name}"
     done
 }

@@ -1,8 +1,10 @@
 """The Kafka-on-kind pieces that need no daemon: broker properties and their env form, the
-entrypoint's rendering of them, the image's inputs and tag, and the Kubernetes objects."""
+entrypoint's rendering of them, the image's inputs and tag, and the Kubernetes objects; with
+and without the secure (TLS, MTLS, SCRAM) listeners."""
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import subprocess
@@ -13,6 +15,7 @@ import pytest
 from kubernetes.client import ApiClient
 
 from inshape_hack.kafka import kafka_version
+from inshape_hack.kafka_certs import write_test_pki
 from inshape_hack.kafka_config import (
     SINGLE_NODE_SETTINGS,
     BrokerConfig,
@@ -30,6 +33,7 @@ from inshape_hack.kafka_image import (
     write_context,
 )
 from inshape_hack.kafka_kind import rolled_out, stuck_reason
+from inshape_hack.kafka_listeners import BrokerTls, Role, SecureListener, loopback_tls
 from inshape_hack.kafka_manifests import (
     KafkaDeployment,
     KafkaOnKind,
@@ -37,11 +41,18 @@ from inshape_hack.kafka_manifests import (
     internal_service,
     manifests,
     statefulset,
+    tls_secret,
 )
 
 NODE_IP = "172.18.0.2"
 IMAGE = "localhost/inshape/kafka:4.1.1-0123456789ab"
 KIND = KafkaDeployment(namespace="inshape", image=IMAGE, node_ip=NODE_IP)
+SECURE_KIND = KafkaDeployment(
+    namespace="inshape",
+    image=IMAGE,
+    node_ip=NODE_IP,
+    secure_node_ports=((Role.TLS, 30100), (Role.MTLS, 30101), (Role.SCRAM, 30102)),
+)
 WITH_EXTERNAL = BrokerConfig(
     advertised_host="kafka.inshape.svc.cluster.local",
     external=ExternalListener(NODE_IP, 30092),
@@ -87,7 +98,8 @@ def test_node_id_goes_into_the_voters_too() -> None:
 def test_env_names_are_the_entrypoints_inverse() -> None:
     assert env_name("advertised.listeners") == "KAFKA_CFG_ADVERTISED_LISTENERS"
     assert env_name("node.id") == "KAFKA_CFG_NODE_ID"
-    for bad in ("with_underscore", "Upper.case", "trailing.", ""):
+    assert env_name("a.scram-sha-512.b") == "KAFKA_CFG_A_SCRAM___SHA___512_B"
+    for bad in ("with_underscore", "Upper.case", "trailing.", "", "a.-b", "a--b", "-a"):
         with pytest.raises(ValueError):
             env_name(bad)
 
@@ -151,6 +163,61 @@ def test_entrypoint_maps_any_kafka_cfg_variable(tmp_path: Path) -> None:
     assert parse_properties(rendered)["log.retention.hours"] == "1"
 
 
+def test_entrypoint_renders_the_secure_listeners_dashes_and_all(tmp_path: Path) -> None:
+    secure = SECURE_KIND.broker_config()
+    rendered = parse_properties(render_with_entrypoint(tmp_path, config_env(secure)))
+    assert rendered == secure.properties()
+    jaas = "listener.name.scram.scram-sha-512.sasl.jaas.config"
+    assert rendered[jaas] == "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+
+
+# --- the secure listeners ---------------------------------------------------------------------
+
+
+def test_each_secure_listener_has_one_way_to_authenticate() -> None:
+    tls = loopback_tls("/pki/broker.pem", "/pki/ca.crt", {Role.TLS: 1, Role.MTLS: 2, Role.SCRAM: 3})
+    assert tls.bound() == ["TLS://127.0.0.1:1", "MTLS://127.0.0.1:2", "SCRAM://127.0.0.1:3"]
+    assert tls.advertised() == ["TLS://127.0.0.1:1", "MTLS://127.0.0.1:2", "SCRAM://127.0.0.1:3"]
+    assert tls.protocol_map() == ["TLS:SSL", "MTLS:SSL", "SCRAM:SASL_SSL"]
+    assert tls.properties() == {
+        "ssl.keystore.type": "PEM",
+        "ssl.keystore.location": "/pki/broker.pem",
+        "ssl.truststore.type": "PEM",
+        "ssl.truststore.location": "/pki/ca.crt",
+        "listener.name.tls.ssl.client.auth": "none",
+        "listener.name.mtls.ssl.client.auth": "required",
+        "listener.name.scram.ssl.client.auth": "none",
+        "listener.name.scram.sasl.enabled.mechanisms": "SCRAM-SHA-512,SCRAM-SHA-256",
+        "listener.name.scram.scram-sha-512.sasl.jaas.config": (
+            "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+        ),
+        "listener.name.scram.scram-sha-256.sasl.jaas.config": (
+            "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+        ),
+    }
+    assert tls.listener(Role.MTLS).address == "127.0.0.1:2"
+    only_tls = BrokerTls("/k", "/t", (SecureListener(Role.TLS, 1, "h", 2),))
+    with pytest.raises(KeyError):
+        only_tls.listener(Role.SCRAM)
+
+
+def test_secure_listeners_come_after_the_plain_ones_and_change_nothing_else() -> None:
+    plain, secure = KIND.broker_config().properties(), SECURE_KIND.broker_config().properties()
+    assert secure["listeners"] == plain["listeners"] + (
+        ",TLS://0.0.0.0:9095,MTLS://0.0.0.0:9096,SCRAM://0.0.0.0:9097"
+    )
+    assert secure["advertised.listeners"] == plain["advertised.listeners"] + (
+        ",TLS://172.18.0.2:30100,MTLS://172.18.0.2:30101,SCRAM://172.18.0.2:30102"
+    )
+    assert secure["listener.security.protocol.map"] == plain["listener.security.protocol.map"] + (
+        ",TLS:SSL,MTLS:SSL,SCRAM:SASL_SSL"
+    )
+    assert secure["inter.broker.listener.name"] == "PLAINTEXT"
+    assert secure["ssl.keystore.location"] == "/etc/kafka/tls/broker.pem"
+    changed = {key for key in plain if plain[key] != secure[key]}
+    assert changed == {"listeners", "advertised.listeners", "listener.security.protocol.map"}
+
+
 # --- the image ------------------------------------------------------------------------------
 
 
@@ -211,8 +278,8 @@ def test_build_context_holds_the_files_with_modes_and_every_jar(tmp_path: Path) 
 # --- the Kubernetes objects -----------------------------------------------------------------
 
 
-def pod_spec() -> dict[str, Any]:
-    spec: dict[str, Any] = statefulset(KIND)["spec"]["template"]["spec"]
+def pod_spec(kafka: KafkaDeployment = KIND) -> dict[str, Any]:
+    spec: dict[str, Any] = statefulset(kafka)["spec"]["template"]["spec"]
     return spec
 
 
@@ -308,6 +375,7 @@ def restricted_violations(pod: dict[str, Any]) -> list[str]:
 
 def test_pod_passes_pod_security_restricted() -> None:
     assert restricted_violations(pod_spec()) == []
+    assert restricted_violations(pod_spec(SECURE_KIND)) == []
     assert pod_spec()["securityContext"]["runAsUser"] == KAFKA_UID
     assert pod_spec()["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     # The checker itself catches what it claims to.
@@ -331,8 +399,9 @@ def schema_round_trip(obj: dict[str, Any]) -> dict[str, Any]:
     return dict(api.sanitize_for_serialization(model))
 
 
-def test_every_field_is_one_the_kubernetes_api_knows() -> None:
-    for obj in manifests(KIND):
+def test_every_field_is_one_the_kubernetes_api_knows(tmp_path: Path) -> None:
+    pki = write_test_pki(tmp_path, SECURE_KIND.tls_hosts())
+    for obj in [*manifests(KIND), *manifests(SECURE_KIND), tls_secret(SECURE_KIND, pki)]:
         assert schema_round_trip(obj) == obj, obj["kind"]
     misspelt = statefulset(KIND)
     misspelt["spec"]["template"]["spec"]["containers"][0]["readinesProbe"] = {}
@@ -342,6 +411,51 @@ def test_every_field_is_one_the_kubernetes_api_knows() -> None:
 def test_node_port_outside_the_apiservers_range_is_refused() -> None:
     with pytest.raises(ValueError):
         KafkaDeployment(namespace="inshape", image=IMAGE, node_ip=NODE_IP, node_port=9094)
+    with pytest.raises(ValueError):
+        KafkaDeployment("inshape", IMAGE, NODE_IP, secure_node_ports=((Role.TLS, 9095),))
+
+
+def test_secure_listeners_are_node_ports_of_the_external_service() -> None:
+    assert SECURE_KIND.bootstrap().secure == {
+        Role.TLS: "172.18.0.2:30100",
+        Role.MTLS: "172.18.0.2:30101",
+        Role.SCRAM: "172.18.0.2:30102",
+    }
+    assert KIND.bootstrap().secure == {}
+    ports = {p["name"]: p for p in external_service(SECURE_KIND)["spec"]["ports"]}
+    assert {name: (p["port"], p["nodePort"]) for name, p in ports.items()} == {
+        "external": (9094, 30092),
+        "tls": (9095, 30100),
+        "mtls": (9096, 30101),
+        "scram": (9097, 30102),
+    }
+    (container,) = pod_spec(SECURE_KIND)["containers"]
+    container_ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert {name: container_ports[name] for name in ports} == {
+        name: p["port"] for name, p in ports.items()
+    }
+    assert env_of(container) == config_env(SECURE_KIND.broker_config())
+
+
+def test_the_broker_reads_its_pems_from_a_secret_only_it_can_read(tmp_path: Path) -> None:
+    pki = write_test_pki(tmp_path, SECURE_KIND.tls_hosts())
+    secret = tls_secret(SECURE_KIND, pki)
+    assert secret["metadata"]["name"] == "kafka-tls"
+    assert set(secret["data"]) == {"broker.pem", "ca.crt"}
+    assert base64.b64decode(secret["data"]["ca.crt"]) == pki.ca_file.read_bytes()
+    spec = pod_spec(SECURE_KIND)
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    assert volumes["tls"]["secret"] == {"secretName": "kafka-tls", "defaultMode": 0o440}
+    (container,) = spec["containers"]
+    (mount,) = [m for m in container["volumeMounts"] if m["name"] == "tls"]
+    assert mount == {"name": "tls", "mountPath": "/etc/kafka/tls", "readOnly": True}
+    assert "tls" not in {v["name"] for v in pod_spec()["volumes"]}  # not without them
+    assert SECURE_KIND.tls_hosts() == [
+        "kafka.inshape.svc.cluster.local",
+        "kafka.inshape.svc",
+        "kafka.inshape",
+        "172.18.0.2",
+    ]
 
 
 # --- the deploy wait's reading of observed state ------------------------------------------
