@@ -28,6 +28,19 @@ Metric = Literal["accuracy", "f1_macro", "roc_auc", "rmse", "mae", "r2"]
 RecordFormat = Literal["json"]
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+# A Secret's name (a DNS subdomain) and one of its keys, as the API server checks them.
+SECRET_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+SECRET_KEY = r"^[-._a-zA-Z0-9]+$"
+AuthenticationType = Literal["tls", "scram-sha-512", "scram-sha-256", "plain"]
+SASL_TYPES: tuple[AuthenticationType, ...] = ("scram-sha-512", "scram-sha-256", "plain")
+# What a Strimzi listener can ask of a client (its `authentication.type`); oauth and custom
+# listeners are not served.
+STRIMZI_TYPES: tuple[AuthenticationType, ...] = ("tls", "scram-sha-512")
+# Authentication that needs TLS under it when the address is given directly.
+CLEAR_TEXT_RISKS: dict[AuthenticationType, str] = {
+    "tls": "mutual TLS runs over TLS",
+    "plain": "it sends the password as is",
+}
 DURATION = r"^([0-9]+(s|m|h|d))+$"
 
 
@@ -57,6 +70,72 @@ class WindowSpec:
     )
 
 
+def _secret_name(text: str) -> Any:
+    return field(metadata=doc(text, pattern=SECRET_NAME, maxLength=253))
+
+
+def _secret_key(text: str) -> Any:
+    return field(metadata=doc(text, pattern=SECRET_KEY, maxLength=253))
+
+
+@dataclass(frozen=True)
+class CertSecretSource:
+    """A CA certificate (or several) in a Secret of the policy's namespace; Strimzi's shape."""
+
+    secretName: str = _secret_name("Secret holding the certificate(s).")  # noqa: N815
+    certificate: str | None = _opt(
+        "Key of the PEM certificate in the Secret; exactly one of certificate and pattern.",
+        pattern=SECRET_KEY,
+        maxLength=253,
+    )
+    pattern: str | None = _opt(
+        "Glob over the Secret's keys (e.g. *.crt): every match is trusted.",
+        minLength=1,
+        maxLength=253,
+    )
+
+
+@dataclass(frozen=True)
+class KafkaTlsSpec:
+    trustedCertificates: list[CertSecretSource] = field(  # noqa: N815
+        default_factory=list,
+        metadata=doc(
+            "CA certificates the brokers' certificates must chain to; empty trusts the "
+            "system's CAs, or with strimziCluster the cluster CA (<cluster>-cluster-ca-cert).",
+            maxItems=16,
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class PasswordSecretSource:
+    secretName: str = _secret_name("Secret holding the password.")  # noqa: N815
+    password: str = _secret_key("Key of the password in the Secret.")
+
+
+@dataclass(frozen=True)
+class CertAndKeySecretSource:
+    secretName: str = _secret_name("Secret holding the client certificate and key.")  # noqa: N815
+    certificate: str = _secret_key("Key of the PEM client certificate (e.g. user.crt).")
+    key: str = _secret_key("Key of the PEM private key (e.g. user.key).")
+
+
+@dataclass(frozen=True)
+class KafkaAuthenticationSpec:
+    """Who the Job and the operator are to Kafka; Strimzi's KafkaClientAuthentication shape."""
+
+    type: AuthenticationType = field(
+        metadata=doc("tls (mutual TLS) or a SASL mechanism over the connection.")
+    )
+    username: str | None = _opt("SASL user name (scram-*, plain).", minLength=1, maxLength=256)
+    passwordSecret: PasswordSecretSource | None = _opt(  # noqa: N815
+        "Where the SASL password is (scram-*, plain)."
+    )
+    certificateAndKey: CertAndKeySecretSource | None = _opt(  # noqa: N815
+        "Where the client certificate and key are (tls)."
+    )
+
+
 @dataclass(frozen=True)
 class KafkaSourceSpec:
     topic: str = field(metadata=doc("Topic the records arrive on.", minLength=1, maxLength=249))
@@ -82,6 +161,13 @@ class KafkaSourceSpec:
     )
     deadLetterTopic: str | None = _opt(  # noqa: N815
         "Topic rejected records are copied to, with the reason in a header.", minLength=1
+    )
+    tls: KafkaTlsSpec | None = _opt(
+        "Connect over TLS (implied by a Strimzi listener with tls: true)."
+    )
+    authentication: KafkaAuthenticationSpec | None = _opt(
+        "How to authenticate; none when absent. With strimziCluster, the listener whose "
+        "authentication matches is used."
     )
 
 
@@ -266,6 +352,8 @@ def _check_bounds(
         raise SpecError(path, f"must have at most {schema['maxLength']} characters")
     if "minItems" in schema and len(value) < schema["minItems"]:
         raise SpecError(path, f"must have at least {schema['minItems']} item(s)")
+    if "maxItems" in schema and len(value) > schema["maxItems"]:
+        raise SpecError(path, f"must have at most {schema['maxItems']} item(s)")
     # fullmatch: Python's $ also matches before a trailing newline, the CRD's (ECMA) $ does not.
     if "pattern" in schema and not re.fullmatch(schema["pattern"], value):
         why = mismatch(value) if mismatch else None
@@ -357,11 +445,54 @@ def _check_cross_fields(spec: PolicySpec) -> None:
         raise SpecError("spec.source.kafka.label", f"{kafka.label!r} is also listed as a feature")
     if len(set(kafka.features)) != len(kafka.features):
         raise SpecError("spec.source.kafka.features", "names must be unique")
+    _check_kafka_security(kafka)
     if spec.model.strategy == "retrain" and spec.model.window is None:
         raise SpecError("spec.model.window", "is required when strategy is retrain")
     ev = spec.evaluation
     if ev.minHoldout > ev.maxHoldout:
         raise SpecError("spec.evaluation.minHoldout", "must not exceed maxHoldout")
+
+
+def _check_kafka_security(kafka: KafkaSourceSpec) -> None:
+    """Combinations of tls and authentication that can never connect (or would send a password
+    in clear text); crd.RULES states them again as CEL."""
+    where = "spec.source.kafka"
+    for i, trusted in enumerate(kafka.tls.trustedCertificates if kafka.tls else ()):
+        if (trusted.certificate is None) == (trusted.pattern is None):
+            raise SpecError(
+                f"{where}.tls.trustedCertificates[{i}]",
+                "exactly one of certificate and pattern must be set",
+            )
+    auth = kafka.authentication
+    if auth is None:
+        return
+    where = f"{where}.authentication"
+    if auth.type == "tls":
+        if auth.certificateAndKey is None:
+            raise SpecError(f"{where}.certificateAndKey", "is required when type is tls")
+        if auth.username is not None or auth.passwordSecret is not None:
+            raise SpecError(
+                where, "username and passwordSecret are for SASL types; tls uses certificateAndKey"
+            )
+    else:
+        if auth.username is None or auth.passwordSecret is None:
+            raise SpecError(
+                f"{where}.passwordSecret",
+                "username and passwordSecret are required for SASL types",
+            )
+        if auth.certificateAndKey is not None:
+            raise SpecError(
+                f"{where}.certificateAndKey", "is for type tls; SASL types use passwordSecret"
+            )
+    if kafka.strimziCluster is not None and auth.type not in STRIMZI_TYPES:
+        raise SpecError(
+            f"{where}.type", "Strimzi listeners authenticate with tls or scram-sha-512 only"
+        )
+    if kafka.bootstrapServers is not None and kafka.tls is None and auth.type in CLEAR_TEXT_RISKS:
+        raise SpecError(
+            "spec.source.kafka.tls",
+            f"is required with authentication type {auth.type} ({CLEAR_TEXT_RISKS[auth.type]})",
+        )
 
 
 def parse_spec(raw: Any) -> PolicySpec:

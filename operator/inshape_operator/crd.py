@@ -25,7 +25,11 @@ import yaml
 
 from inshape_api.names import API_GROUP, API_VERSION, KIND, PLURAL, SINGULAR
 from inshape_api.spec import (
+    CLEAR_TEXT_RISKS,
+    STRIMZI_TYPES,
+    CertSecretSource,
     EvaluationSpec,
+    KafkaAuthenticationSpec,
     KafkaSourceSpec,
     ModelSpec,
     PolicySpec,
@@ -87,6 +91,55 @@ RULES: dict[type, list[dict[str, str]]] = {
             "rule": f"!({_or_default(KafkaSourceSpec, 'label')} in self.features)",
             "message": "label must not also be listed as a feature",
             "fieldPath": ".label",
+            "reason": "FieldValueInvalid",
+        },
+        {
+            "rule": "!has(self.strimziCluster) || !has(self.authentication) "
+            f"|| self.authentication.type in {_cel(list(STRIMZI_TYPES))}",
+            "message": "Strimzi listeners authenticate with tls or scram-sha-512 only",
+            "fieldPath": ".authentication.type",
+            "reason": "FieldValueInvalid",
+        },
+        *(
+            {
+                "rule": "!has(self.bootstrapServers) || has(self.tls) "
+                f"|| !has(self.authentication) || self.authentication.type != '{kind}'",
+                "message": f"tls is required with authentication type {kind} ({why})",
+                "fieldPath": ".tls",
+                "reason": "FieldValueRequired",
+            }
+            for kind, why in CLEAR_TEXT_RISKS.items()
+        ),
+    ],
+    CertSecretSource: [
+        {
+            "rule": "has(self.certificate) != has(self.pattern)",
+            "message": "exactly one of certificate and pattern must be set",
+            "reason": "FieldValueInvalid",
+        },
+    ],
+    KafkaAuthenticationSpec: [
+        {
+            "rule": "self.type != 'tls' || has(self.certificateAndKey)",
+            "message": "certificateAndKey is required when type is tls",
+            "fieldPath": ".certificateAndKey",
+            "reason": "FieldValueRequired",
+        },
+        {
+            "rule": "self.type != 'tls' || (!has(self.username) && !has(self.passwordSecret))",
+            "message": "username and passwordSecret are for SASL types; tls uses certificateAndKey",
+            "reason": "FieldValueInvalid",
+        },
+        {
+            "rule": "self.type == 'tls' || (has(self.username) && has(self.passwordSecret))",
+            "message": "username and passwordSecret are required for SASL types",
+            "fieldPath": ".passwordSecret",
+            "reason": "FieldValueRequired",
+        },
+        {
+            "rule": "self.type == 'tls' || !has(self.certificateAndKey)",
+            "message": "certificateAndKey is for type tls; SASL types use passwordSecret",
+            "fieldPath": ".certificateAndKey",
             "reason": "FieldValueInvalid",
         },
     ],

@@ -46,6 +46,16 @@ def policies(
     return dry_run
 
 
+CA = {"secretName": "kafka-ca", "certificate": "ca.crt"}
+SCRAM = {
+    "authentication": {
+        "type": "scram-sha-512",
+        "username": "alice",
+        "passwordSecret": {"secretName": "alice", "password": "password"},
+    }
+}
+
+
 def mutated(change: Callable[[dict[str, Any]], Any]) -> dict[str, Any]:
     document: dict[str, Any] = copy.deepcopy(EXAMPLE)
     change(document["spec"])
@@ -101,6 +111,41 @@ def mutated(change: Callable[[dict[str, Any]], Any]) -> dict[str, Any]:
         (lambda s: s["trigger"].update(schedule="*/15 9-17 * * mon-fri"), None),
         (lambda s: s["trigger"].update(schedule="@hourly"), None),
         (lambda s: s.update(bogus=1), 'unknown field "spec.bogus"'),
+        (lambda s: s["source"]["kafka"].update(tls={"trustedCertificates": [CA]}, **SCRAM), None),
+        (
+            lambda s: s["source"]["kafka"].update(
+                tls={"trustedCertificates": [{**CA, "pattern": "*.crt"}]}
+            ),
+            "spec.source.kafka.tls.trustedCertificates[0]: Invalid value: "
+            '"object": exactly one of certificate and pattern',
+        ),
+        (
+            lambda s: s["source"]["kafka"].update(authentication={"type": "tls"}),
+            "spec.source.kafka.authentication.certificateAndKey: Required value",
+        ),
+        (
+            lambda s: s["source"]["kafka"].update(
+                authentication={**SCRAM["authentication"], "type": "plain"}
+            ),
+            "spec.source.kafka.tls: Required value: tls is required with authentication type plain",
+        ),
+        (
+            lambda s: (
+                s["source"]["kafka"].pop("bootstrapServers"),
+                s["source"]["kafka"].update(
+                    strimziCluster="my-cluster",
+                    authentication={**SCRAM["authentication"], "type": "scram-sha-256"},
+                ),
+            ),
+            "spec.source.kafka.authentication.type: Invalid value: "
+            '"object": Strimzi listeners authenticate with tls or scram-sha-512 only',
+        ),
+        (
+            lambda s: s["source"]["kafka"].update(
+                authentication={**SCRAM["authentication"], "passwordSecret": {"secretName": "A"}}
+            ),
+            "spec.source.kafka.authentication.passwordSecret.password: Required value",
+        ),
     ],
 )
 def test_the_crd_admits_and_refuses_like_the_parser(

@@ -153,17 +153,26 @@ def _dataclasses_from(cls: type, path: str = "spec") -> list[tuple[str, type]]:
 
 
 def _schema_at(path: str) -> dict[str, Any]:
+    """The schema at a dotted path (a list on the way stands for its items)."""
     schema = version_schema()
     for part in path.split("."):
+        if schema.get("type") == "array":
+            schema = schema["items"]
         schema = schema["properties"][part]
     return schema
+
+
+def _object_at(path: str) -> dict[str, Any]:
+    """The object schema a dataclass maps to: a list of them means their items' schema."""
+    schema = _schema_at(path)
+    return schema["items"] if schema.get("type") == "array" else schema
 
 
 def test_every_spec_field_is_in_the_schema_with_its_keywords() -> None:
     walked = _dataclasses_from(PolicySpec)
     assert {cls.__name__ for _, cls in walked} >= {"KafkaSourceSpec", "WindowSpec", "JobSpec"}
     for path, cls in walked:
-        schema = _schema_at(path)
+        schema = _object_at(path)
         assert schema["type"] == "object"
         fields = {f.name: f for f in dataclasses.fields(cls)}
         assert set(schema["properties"]) == set(fields), path
@@ -269,6 +278,17 @@ def _mutated(change: Any) -> dict[str, Any]:
     return raw
 
 
+BOTH_CERT_AND_PATTERN = {"secretName": "ca", "certificate": "ca.crt", "pattern": "*.crt"}
+MTLS = {
+    "type": "tls",
+    "certificateAndKey": {"secretName": "alice", "certificate": "user.crt", "key": "user.key"},
+}
+SCRAM = {
+    "type": "scram-sha-512",
+    "username": "alice",
+    "passwordSecret": {"secretName": "alice", "password": "password"},
+}
+
 CROSS_FIELD_CASES = [
     # (what breaks it, the SpecError path, the object holding the rule, fieldPath, message)
     (
@@ -306,6 +326,71 @@ CROSS_FIELD_CASES = [
         ".minHoldout",
         "minHoldout must not exceed maxHoldout",
     ),
+    (
+        lambda s: s["source"]["kafka"].update(tls={"trustedCertificates": [BOTH_CERT_AND_PATTERN]}),
+        "spec.source.kafka.tls.trustedCertificates[0]",
+        "spec.source.kafka.tls.trustedCertificates",
+        None,
+        "exactly one of certificate and pattern must be set",
+    ),
+    (
+        lambda s: s["source"]["kafka"].update(tls={}, authentication={"type": "tls"}),
+        "spec.source.kafka.authentication.certificateAndKey",
+        "spec.source.kafka.authentication",
+        ".certificateAndKey",
+        "certificateAndKey is required when type is tls",
+    ),
+    (
+        lambda s: s["source"]["kafka"].update(tls={}, authentication={**MTLS, "username": "a"}),
+        "spec.source.kafka.authentication",
+        "spec.source.kafka.authentication",
+        None,
+        "username and passwordSecret are for SASL types; tls uses certificateAndKey",
+    ),
+    (
+        lambda s: s["source"]["kafka"].update(
+            authentication={"type": "scram-sha-512", "username": "a"}
+        ),
+        "spec.source.kafka.authentication.passwordSecret",
+        "spec.source.kafka.authentication",
+        ".passwordSecret",
+        "username and passwordSecret are required for SASL types",
+    ),
+    (
+        lambda s: s["source"]["kafka"].update(
+            authentication={**SCRAM, "certificateAndKey": MTLS["certificateAndKey"]}
+        ),
+        "spec.source.kafka.authentication.certificateAndKey",
+        "spec.source.kafka.authentication",
+        ".certificateAndKey",
+        "certificateAndKey is for type tls; SASL types use passwordSecret",
+    ),
+    (
+        lambda s: (
+            s["source"]["kafka"].pop("bootstrapServers"),
+            s["source"]["kafka"].update(
+                strimziCluster="my-cluster", authentication={**SCRAM, "type": "scram-sha-256"}
+            ),
+        ),
+        "spec.source.kafka.authentication.type",
+        "spec.source.kafka",
+        ".authentication.type",
+        "Strimzi listeners authenticate with tls or scram-sha-512 only",
+    ),
+    (
+        lambda s: s["source"]["kafka"].update(authentication=MTLS),
+        "spec.source.kafka.tls",
+        "spec.source.kafka",
+        ".tls",
+        "tls is required with authentication type tls (mutual TLS runs over TLS)",
+    ),
+    (
+        lambda s: s["source"]["kafka"].update(authentication={**SCRAM, "type": "plain"}),
+        "spec.source.kafka.tls",
+        "spec.source.kafka",
+        ".tls",
+        "tls is required with authentication type plain (it sends the password as is)",
+    ),
 ]
 
 
@@ -315,7 +400,7 @@ def test_each_cross_field_rule_has_a_cel_rule(case: Any) -> None:
     with pytest.raises(SpecError) as caught:
         parse_spec(_mutated(change))
     assert caught.value.path == error_path
-    rules = _schema_at(holder).get("x-kubernetes-validations", [])
+    rules = _object_at(holder).get("x-kubernetes-validations", [])
     matching = [r for r in rules if r["message"] == message]
     assert len(matching) == 1, f"no CEL rule at {holder} for {message!r}"
     assert matching[0].get("fieldPath") == field_path
@@ -334,7 +419,8 @@ def test_cel_rules_fall_back_to_the_spec_defaults() -> None:
     minmax = rules["minHoldout must not exceed maxHoldout"]
     defaults = spec_module.EvaluationSpec()
     assert f": {defaults.minHoldout})" in minmax and f": {defaults.maxHoldout})" in minmax
-    assert len(rules) == 4  # exactly-one, label, window, holdout; uniqueness is listType set
+    # One rule per case below; uniqueness of features is listType set, not a rule.
+    assert set(rules) == {case[4] for case in CROSS_FIELD_CASES}
 
 
 def test_unique_features_are_enforced_by_list_type_set() -> None:
