@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from inshape_api.result import RecordCounts, RunResult
-from inshape_api.status import Champion, Condition, LastRun, OffsetRange, PolicyStatus
+from inshape_api.status import Champion, Condition, KafkaStatus, LastRun, OffsetRange, PolicyStatus
 
 PROMOTED = RunResult(
     outcome="Promoted",
@@ -64,4 +64,5 @@ FULL_STATUS = PolicyStatus(
         finishedAt=T0,
     ),
     lastScheduleTime=T0 - timedelta(hours=1),
+    kafka=KafkaStatus("my-cluster-kafka-bootstrap.ml.svc:9093", "SASL_SSL", "scram"),
 )

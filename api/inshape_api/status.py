@@ -100,6 +100,17 @@ class LastRun:
 
 
 @dataclass(frozen=True)
+class KafkaStatus:
+    """How the operator reaches the policy's Kafka (and so how its Jobs do)."""
+
+    bootstrapServers: str = field(metadata=doc("Address the Jobs and the lag reader use."))  # noqa: N815
+    securityProtocol: str = field(  # noqa: N815
+        metadata=doc("PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL, from tls and authentication.")
+    )
+    listener: str | None = _opt("The Strimzi listener picked to match the authentication.")
+
+
+@dataclass(frozen=True)
 class PolicyStatus:
     """Observed state, written by the operator only."""
 
@@ -123,6 +134,7 @@ class PolicyStatus:
         "Records on the topic the consumer group has not trained on.", minimum=0
     )
     lastRun: LastRun | None = _opt("The newest finished update run.")  # noqa: N815
+    kafka: KafkaStatus | None = _opt("The Kafka connection in use; absent while unresolved.")
     lastScheduleTime: datetime | None = _opt(  # noqa: N815
         "The last cron slot of spec.trigger.schedule acted on."
     )

@@ -14,6 +14,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from inshape_api.kafka_connection import (
+    CONNECTION_ENV,
+    PASSWORD_ENV,
+    KafkaConnection,
+    SecretMount,
+    mounts,
+)
 from inshape_api.names import (
     ANNOTATION_GENERATION,
     ANNOTATION_TRIGGER,
@@ -47,7 +54,7 @@ class RunRequest:
     sequence: int  # run number of this policy, from next_sequence()
     trigger: str | None = None  # what started the run (Lag, Schedule, MaxInterval)
     generation: int | None = None  # the policy's metadata.generation
-    bootstrap_servers: str | None = None  # resolved from spec.source.kafka.strimziCluster
+    kafka: KafkaConnection | None = None  # as the operator resolved spec.source.kafka
 
 
 def _short(text: str, limit: int, suffix: str = "") -> str:
@@ -94,10 +101,27 @@ def labels(policy_name: str, uid: str, sequence: int) -> dict[str, str]:
     }
 
 
+def _kafka_env(kafka: KafkaConnection | None) -> list[dict[str, Any]]:
+    """The connection as JSON (Secret names only) and the password from its Secret."""
+    if kafka is None:
+        return []
+    env: list[dict[str, Any]] = [{"name": CONNECTION_ENV, "value": kafka.to_env()}]
+    if kafka.passwordSecret is not None:
+        ref = {"name": kafka.passwordSecret.secretName, "key": kafka.passwordSecret.password}
+        env.append({"name": PASSWORD_ENV, "valueFrom": {"secretKeyRef": ref}})
+    return env
+
+
+def _secret_volume(mount: SecretMount) -> dict[str, Any]:
+    secret: dict[str, Any] = {"secretName": mount.secret, "defaultMode": 0o444}
+    if mount.items is not None:
+        secret["items"] = [{"key": key, "path": path} for key, path in mount.items]
+    return {"name": mount.volume, "secret": secret}
+
+
 def _container(policy: Policy, run: RunRequest, config: OperatorConfig) -> dict[str, Any]:
     command = ["python", "-m", "inshape_jobs", "update"]
-    if run.bootstrap_servers:
-        command += ["--bootstrap-servers", run.bootstrap_servers]
+    secret_mounts = mounts(run.kafka) if run.kafka else ()
     env = [
         {"name": POLICY_ENV, "value": dumps_policy(policy)},
         {
@@ -108,6 +132,7 @@ def _container(policy: Policy, run: RunRequest, config: OperatorConfig) -> dict[
         # Libraries (MLflow, matplotlib) write caches under $HOME: keep them on the emptyDir.
         {"name": "HOME", "value": TMP},
         {"name": "MPLCONFIGDIR", "value": f"{TMP}/matplotlib"},
+        *_kafka_env(run.kafka),
     ]
     job = policy.spec.job
     return {
@@ -125,11 +150,16 @@ def _container(policy: Policy, run: RunRequest, config: OperatorConfig) -> dict[
         },
         "terminationMessagePath": TERMINATION_LOG,
         "terminationMessagePolicy": "FallbackToLogsOnError",
-        "volumeMounts": [{"name": "tmp", "mountPath": TMP}],
+        "volumeMounts": [
+            {"name": "tmp", "mountPath": TMP},
+            *({"name": m.volume, "mountPath": m.path, "readOnly": True} for m in secret_mounts),
+        ],
     }
 
 
-def _pod_spec(container: dict[str, Any], run_as_user: int | None) -> dict[str, Any]:
+def _pod_spec(
+    container: dict[str, Any], run_as_user: int | None, secrets: tuple[SecretMount, ...]
+) -> dict[str, Any]:
     security: dict[str, Any] = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
     if run_as_user is not None:
         security["runAsUser"] = run_as_user
@@ -140,7 +170,7 @@ def _pod_spec(container: dict[str, Any], run_as_user: int | None) -> dict[str, A
         "enableServiceLinks": False,
         "securityContext": security,
         "containers": [container],
-        "volumes": [{"name": "tmp", "emptyDir": {}}],
+        "volumes": [{"name": "tmp", "emptyDir": {}}, *(_secret_volume(m) for m in secrets)],
     }
 
 
@@ -176,7 +206,8 @@ def build_job(policy: Policy, run: RunRequest, config: OperatorConfig) -> dict[s
         "controller": True,
         "blockOwnerDeletion": True,
     }
-    pod = _pod_spec(_container(policy, run, config), config.job_run_as_user)
+    secrets = mounts(run.kafka) if run.kafka else ()
+    pod = _pod_spec(_container(policy, run, config), config.job_run_as_user, secrets)
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",

@@ -109,6 +109,12 @@ class Kube:
             )
         )
 
+    def get_secret(self, namespace: str, name: str) -> JSON | None:
+        """A Secret a policy names for Kafka (RBAC: get only, no list or watch)."""
+        return absent_as_none(
+            lambda: _json(self.core.read_namespaced_secret(name, namespace, _preload_content=False))
+        )
+
     # --- writes -------------------------------------------------------------------------------
 
     def create_job(self, namespace: str, job: Mapping[str, Any]) -> bool:

@@ -2,9 +2,9 @@
 
 A partition the group never committed counts from its log start (everything there is pending,
 as the update Job starts there too); a group that does not exist yet means the whole topic is
-pending. A few admin clients per bootstrap address are kept and shared by all policies, each
-used by one thread at a time (kafka-python's clients are not thread-safe); a client that
-failed is closed and a fresh one opened.
+pending. A few admin clients per address and credentials are kept and shared by the policies
+that connect alike, each used by one thread at a time (kafka-python's clients are not
+thread-safe); a client that failed is closed and a fresh one opened.
 """
 
 from __future__ import annotations
@@ -18,12 +18,23 @@ from kafka.admin import KafkaAdminClient, OffsetSpec
 from kafka.errors import CoordinatorNotAvailableError, GroupIdNotFoundError, KafkaError
 from kafka.structs import TopicPartition
 
+from inshape_api.kafka_security import client_kwargs
+from inshape_operator.kafka_credentials import KafkaClientSettings
+
 _TIMEOUT_MS = 5000
 CLIENTS_PER_BOOTSTRAP = 4
 
 
 class LagError(Exception):
     """The lag could not be read; the message says why (broker down, no topic, ...)."""
+
+
+class KafkaRefusedError(LagError):
+    """Kafka refused the TLS handshake (`kind` "tls") or the SASL login ("sasl")."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 def pending(
@@ -44,7 +55,8 @@ def pending(
 class LagReader:
     """Reads lags; thread-safe; one instance per operator.
 
-    Up to CLIENTS_PER_BOOTSTRAP admin clients per address, each used by one pass at a time:
+    Up to CLIENTS_PER_BOOTSTRAP admin clients per address and credentials (settings.key), each
+    used by one pass at a time:
     passes that come due together (many policies on one cron slot) read their lags side by
     side instead of queueing behind one client.
     """
@@ -54,57 +66,59 @@ class LagReader:
         self._idle: dict[str, list[KafkaAdminClient]] = {}
         self._open: dict[str, int] = {}
 
-    def _take(self, bootstrap: str) -> KafkaAdminClient:
+    def _take(self, settings: KafkaClientSettings) -> KafkaAdminClient:
+        key = settings.key
         with self._ready:
-            while not self._idle.get(bootstrap) and self._open.get(bootstrap, 0) >= (
-                CLIENTS_PER_BOOTSTRAP
-            ):
+            while not self._idle.get(key) and self._open.get(key, 0) >= CLIENTS_PER_BOOTSTRAP:
                 self._ready.wait()
-            if self._idle.get(bootstrap):
-                return self._idle[bootstrap].pop()
-            self._open[bootstrap] = self._open.get(bootstrap, 0) + 1
+            if self._idle.get(key):
+                return self._idle[key].pop()
+            self._open[key] = self._open.get(key, 0) + 1
         try:
             return KafkaAdminClient(
-                bootstrap_servers=bootstrap,
+                bootstrap_servers=settings.bootstrap,
                 client_id="inshape-operator",
                 request_timeout_ms=_TIMEOUT_MS,
+                ssl_context=settings.tls_context(),
+                **client_kwargs(settings.security),
             )
         except BaseException:
-            self._discard(bootstrap, None)
+            self._discard(key, None)
             raise
 
-    def _give_back(self, bootstrap: str, client: KafkaAdminClient) -> None:
+    def _give_back(self, key: str, client: KafkaAdminClient) -> None:
         with self._ready:
-            self._idle.setdefault(bootstrap, []).append(client)
+            self._idle.setdefault(key, []).append(client)
             self._ready.notify()
 
-    def _discard(self, bootstrap: str, client: KafkaAdminClient | None) -> None:
+    def _discard(self, key: str, client: KafkaAdminClient | None) -> None:
         """A client that failed is closed, not reused; the next pass opens a fresh one."""
         with self._ready:
-            self._open[bootstrap] -= 1
+            self._open[key] -= 1
             self._ready.notify()
         if client is not None:
             with contextlib.suppress(KafkaError, OSError):
                 client.close()
 
-    def lag(self, bootstrap: str, topic: str, group: str) -> int:
+    def lag(self, settings: KafkaClientSettings, topic: str, group: str) -> int:
         """The group's lag on `topic`; LagError if it cannot be read."""
+        bootstrap, key = settings.bootstrap, settings.key
         try:
-            client = self._take(bootstrap)
+            client = self._take(settings)
         except (KafkaError, OSError, ValueError) as exc:
             raise LagError(f"Kafka {bootstrap}: {type(exc).__name__}: {exc}") from exc
         try:
             lag = self._read(client, topic, group)
         except LagError:
-            self._give_back(bootstrap, client)
+            self._give_back(key, client)
             raise
         except (KafkaError, OSError, ValueError) as exc:
-            self._discard(bootstrap, client)
+            self._discard(key, client)
             raise LagError(f"Kafka {bootstrap}: {type(exc).__name__}: {exc}") from exc
         except BaseException:
-            self._discard(bootstrap, client)
+            self._discard(key, client)
             raise
-        self._give_back(bootstrap, client)
+        self._give_back(key, client)
         return lag
 
     @staticmethod
@@ -138,5 +152,5 @@ class LagReader:
         with self._ready:
             idle = [(b, c) for b, clients in self._idle.items() for c in clients]
             self._idle = {}
-        for bootstrap, client in idle:
-            self._discard(bootstrap, client)
+        for key, client in idle:
+            self._discard(key, client)

@@ -13,16 +13,20 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from inshape_api import kafka_connection
+from inshape_api.kafka_connection import KafkaConnection
 from inshape_api.names import LABEL_RUN, ROLLBACK_ANNOTATION
 from inshape_api.result import RunResult
 from inshape_api.spec import Policy, SpecError, parse_policy
 from inshape_api.status import PolicyStatus
-from inshape_operator import job_builder, results, rollout, strimzi, triggers
+from inshape_operator import job_builder, kafka_credentials, results, rollout, strimzi, triggers
 from inshape_operator.conditions import parse_time
 from inshape_operator.kube import Kube
-from inshape_operator.lag import LagError, LagReader
+from inshape_operator.lag import KafkaRefusedError, LagError, LagReader
 from inshape_operator.mlflow_check import Registry, RegistryUnavailableError, verify
 from inshape_operator.world import (
+    KAFKA_AUTH_FAILED,
+    KAFKA_SECRET_MISSING,
     FinishedRun,
     JobView,
     KafkaView,
@@ -114,26 +118,49 @@ def newest_finished(
     return FinishedRun(view.name, view.sequence, view.trigger, results.finished_at(newest), result)
 
 
+def connection_of(readers: Readers, policy: Policy) -> KafkaConnection:
+    """The policy's Kafka connection; with strimziCluster, through the listener that matches
+    its authentication (StrimziError says why there is none)."""
+    source = policy.spec.source.kafka
+    if source.strimziCluster is None:
+        assert source.bootstrapServers is not None  # the spec names exactly one of the two
+        return kafka_connection.resolve(source, source.bootstrapServers)
+    found = readers.kube.get_kafka(policy.namespace, source.strimziCluster)
+    picked = strimzi.resolve(found, source.strimziCluster, policy.namespace)
+    return kafka_connection.resolve(
+        source, picked.servers, listener=picked.listener, cluster=source.strimziCluster
+    )
+
+
 def kafka_view(readers: Readers, policy: Policy | None) -> KafkaView:
-    """Kafka's address (resolved from Strimzi when named) and the consumer group's lag."""
+    """Kafka's connection (resolved from Strimzi when named) and the consumer group's lag, read
+    with the credentials the policy names."""
     if policy is None:
         return KafkaView()
     source = policy.spec.source.kafka
-    bootstrap = source.bootstrapServers
-    if source.strimziCluster:
-        try:
-            found = readers.kube.get_kafka(policy.namespace, source.strimziCluster)
-            bootstrap = strimzi.resolve(found, source.strimziCluster, policy.namespace).servers
-        except strimzi.StrimziError as exc:
-            if exc.retryable:
-                return KafkaView(problem=Problem(exc.reason, str(exc)))
-            return KafkaView(spec_error=f"spec.source.kafka.strimziCluster: {exc}")
-    assert bootstrap is not None  # the spec names exactly one of the two
-    view = KafkaView(bootstrap=bootstrap, resolved_from_strimzi=bool(source.strimziCluster))
+    try:
+        view = KafkaView(connection=connection_of(readers, policy))
+    except strimzi.StrimziError as exc:
+        if exc.retryable:
+            return KafkaView(problem=Problem(exc.reason, str(exc)))
+        return KafkaView(spec_error=f"spec.source.kafka.strimziCluster: {exc}")
+    assert view.connection is not None
+    try:
+        settings = kafka_credentials.read_settings(
+            lambda name: readers.kube.get_secret(policy.namespace, name), view.connection
+        )
+    except kafka_credentials.CredentialsError as exc:
+        return replace(view, problem=Problem(KAFKA_SECRET_MISSING, str(exc)))
     try:
         return replace(
-            view, pending=readers.lags.lag(bootstrap, source.topic, policy.consumer_group)
+            view, pending=readers.lags.lag(settings, source.topic, policy.consumer_group)
         )
+    except KafkaRefusedError as exc:
+        secrets = ", ".join(settings.secrets_for(exc.kind)) or "none named"
+        message = (
+            f"Kafka {settings.bootstrap} refused the policy's credentials (Secret {secrets}): {exc}"
+        )
+        return replace(view, problem=Problem(KAFKA_AUTH_FAILED, message))
     except LagError as exc:
         return replace(view, problem=Problem("LagUnavailable", str(exc)))
 

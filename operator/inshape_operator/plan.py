@@ -84,11 +84,12 @@ def decide(world: World, config: OperatorConfig) -> triggers.Decision | None:
 def job_to_create(
     world: World, decision: triggers.Decision | None, config: OperatorConfig
 ) -> dict[str, Any] | None:
-    """The Job of a run that starts now; none while Kafka's address is unknown."""
+    """The Job of a run that starts now; none while Kafka's address is unknown or it refuses
+    the policy's credentials."""
     policy = world.policy.policy
     if policy is None or decision is None or not decision.start:
         return None
-    if world.kafka.bootstrap is None and world.kafka.problem is not None:
+    if world.kafka.runs_blocked:
         return None
     last = world.policy.status.lastRun
     run = job_builder.RunRequest(
@@ -96,7 +97,7 @@ def job_to_create(
         sequence=job_builder.next_sequence(world.jobs, last.sequence if last else None),
         trigger=decision.trigger,
         generation=world.policy.generation,
-        bootstrap_servers=world.kafka.bootstrap if world.kafka.resolved_from_strimzi else None,
+        kafka=world.kafka.connection,
     )
     return job_builder.build_job(policy, run, config)
 

@@ -16,12 +16,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
+from inshape_api.kafka_connection import KafkaConnection
 from inshape_api.result import RunResult
-from inshape_api.status import Champion, Condition, ConditionStatus, LastRun, OffsetRange
+from inshape_api.status import (
+    Champion,
+    Condition,
+    ConditionStatus,
+    KafkaStatus,
+    LastRun,
+    OffsetRange,
+)
 from inshape_api.status import PolicyStatus as Status
 from inshape_operator.conditions import DEGRADED, PROGRESSING, READY, set_condition
 from inshape_operator.triggers import Decision
-from inshape_operator.world import FinishedRun, Problem, World
+from inshape_operator.world import CREDENTIAL_PROBLEMS, FinishedRun, Problem, World
 
 EventType = Literal["Normal", "Warning"]
 
@@ -173,6 +181,15 @@ def desired_status(world: World, p: Progress) -> tuple[Status, tuple[Event, ...]
     before = stored.condition(READY)
     if problem is not None and (before is None or before.reason != problem.reason):
         events.append(Event("Warning", problem.reason, problem.message))  # once, not every pass
+    refused = world.kafka.problem
+    was = stored.condition(DEGRADED)
+    credentials_refused = refused is not None and refused.reason in CREDENTIAL_PROBLEMS
+    if (
+        refused is not None
+        and credentials_refused
+        and (was is None or was.reason != refused.reason)
+    ):
+        events.append(Event("Warning", refused.reason, refused.message))
     status = Status(
         observedGeneration=world.policy.generation,
         conditions=conditions,
@@ -181,8 +198,19 @@ def desired_status(world: World, p: Progress) -> tuple[Status, tuple[Event, ...]
         pendingRecords=world.kafka.pending,
         lastRun=run,
         lastScheduleTime=schedule or stored.lastScheduleTime,
+        kafka=kafka_status(world.kafka.connection),
     )
     return status, tuple(events)
+
+
+def kafka_status(connection: KafkaConnection | None) -> KafkaStatus | None:
+    if connection is None:
+        return None
+    return KafkaStatus(
+        bootstrapServers=connection.bootstrapServers,
+        securityProtocol=connection.protocol,
+        listener=connection.listener,
+    )
 
 
 def merge_patch(current: Mapping[str, Any] | None, desired: Mapping[str, Any]) -> dict[str, Any]:

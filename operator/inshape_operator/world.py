@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from inshape_api.kafka_connection import KafkaConnection
 from inshape_api.result import RunResult
 from inshape_api.spec import Policy
 from inshape_api.status import PolicyStatus
@@ -68,13 +69,25 @@ class FinishedRun:
     result: RunResult
 
 
+# Kafka problems a Job would meet too: starting one would only fail the same way.
+KAFKA_AUTH_FAILED = "KafkaAuthFailed"
+KAFKA_SECRET_MISSING = "KafkaSecretMissing"
+CREDENTIAL_PROBLEMS = frozenset({KAFKA_AUTH_FAILED, KAFKA_SECRET_MISSING})
+
+
 @dataclass(frozen=True)
 class KafkaView:
-    bootstrap: str | None = None  # resolved address (strimziCluster) or spec's
-    resolved_from_strimzi: bool = False
+    connection: KafkaConnection | None = None  # address and security, resolved; None: unknown
     pending: int | None = None  # the consumer group's lag; None when unknown
-    problem: Problem | None = None  # Strimzi not ready, lag unreadable, ...
+    problem: Problem | None = None  # Strimzi not ready, lag unreadable, credentials refused ...
     spec_error: str | None = None  # the named Strimzi cluster can never serve this policy
+
+    @property
+    def runs_blocked(self) -> bool:
+        """No Job can succeed: the address is unknown or Kafka refuses the credentials."""
+        if self.connection is None:
+            return self.problem is not None
+        return self.problem is not None and self.problem.reason in CREDENTIAL_PROBLEMS
 
 
 @dataclass(frozen=True)

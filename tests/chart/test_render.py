@@ -187,6 +187,19 @@ def test_watch_namespaces_get_one_role_each() -> None:
     assert env["INSHAPE_NAMESPACES"] == "ml,team-b"
 
 
+def _secret_rules(role: JSON) -> list[JSON]:
+    return [r for r in role["rules"] if "secrets" in r["resources"]]
+
+
+def test_secrets_are_read_by_name_only_and_can_be_turned_off() -> None:
+    for values, kind in (({}, "Role"), ({"rbac.clusterWide": True}, "ClusterRole")):
+        role = one(render(values), kind)
+        assert _secret_rules(role) == [
+            {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}
+        ]
+    assert _secret_rules(one(render({"rbac.readKafkaSecrets": False}), "Role")) == []
+
+
 def test_names_are_dns_labels_even_for_a_long_release_name() -> None:
     release = "a-release-name-long-enough-that-helm-must-truncate-it"  # 53, helm's limit
     objects = render({"example.enabled": True, "kafka.bootstrapServers": "k:9092"}, release=release)

@@ -16,7 +16,8 @@ import pytest
 import yaml
 
 from inshape_api import cron_syntax
-from inshape_api.spec import parse_policy
+from inshape_api.kafka_connection import KafkaConnection, cluster_ca
+from inshape_api.spec import CertSecretSource, PasswordSecretSource, parse_policy
 from inshape_hack.kindtesting import KindEnv, apply_policy_crd
 from inshape_hack.kubectl import KubectlRunner as Kubectl
 from inshape_operator.config import load
@@ -269,7 +270,14 @@ def test_the_update_job_is_a_valid_job(kubectl: Kubectl, namespace: str) -> None
         uid="0f6c1a7e-1111-2222-3333-444455556666",
         sequence=1,
         trigger="Lag",
-        bootstrap_servers="my-cluster-kafka-bootstrap:9092",
+        kafka=KafkaConnection(
+            "my-cluster-kafka-bootstrap:9093",
+            protocol="SASL_SSL",
+            trustedCertificates=(cluster_ca("my-cluster"), CertSecretSource("cas", pattern="*")),
+            saslMechanism="SCRAM-SHA-512",
+            username="alice",
+            passwordSecret=PasswordSecretSource("alice", "password"),
+        ),
     )
     job = build_job(policy, run, load({}))
     job["metadata"].pop("ownerReferences")  # the owner does not exist in this test

@@ -6,11 +6,17 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from inshape_api.kafka_connection import KafkaConnection
 from inshape_hack.kafka import KafkaBroker
+from inshape_operator.kafka_credentials import KafkaClientSettings
 from inshape_operator.lag import CLIENTS_PER_BOOTSTRAP, LagError, LagReader
 from tests.integration.helpers import NewPolicy, fill, run
 
 pytestmark = pytest.mark.integration
+
+
+def plain(bootstrap: str) -> KafkaClientSettings:
+    return KafkaClientSettings(KafkaConnection(bootstrap))
 
 
 def test_lag_counts_what_the_group_has_not_trained_on(
@@ -18,7 +24,7 @@ def test_lag_counts_what_the_group_has_not_trained_on(
 ) -> None:
     policy = new_policy()
     topic, group = policy.spec.source.kafka.topic, policy.consumer_group
-    bootstrap = kafka_broker.bootstrap_servers
+    bootstrap = plain(kafka_broker.bootstrap_servers)
     reader = LagReader()
     try:
         fill(policy, 300)
@@ -39,5 +45,5 @@ def test_lag_counts_what_the_group_has_not_trained_on(
 def test_an_unreachable_broker_is_a_lag_error_not_a_hang() -> None:
     reader = LagReader()
     with pytest.raises(LagError):
-        reader.lag("127.0.0.1:9", "t", "g")
+        reader.lag(plain("127.0.0.1:9"), "t", "g")
     reader.close()

@@ -14,11 +14,13 @@ import pytest
 import yaml
 
 from inshape_api import spec as spec_module
+from inshape_api.kafka_connection import KafkaConnection
 from inshape_api.result import RecordCounts, decode
 from inshape_api.spec import PolicySpec, SpecError, parse_policy, parse_spec
 from inshape_api.status import (
     Champion,
     Condition,
+    KafkaStatus,
     LastRun,
     OffsetRange,
     PolicyStatus,
@@ -505,7 +507,7 @@ def world(stored: PolicyStatus, finished: FinishedRun | None) -> World:
             stored_status=stored.to_wire(),
         ),
         finished=finished,
-        kafka=KafkaView(bootstrap="kafka:9092", pending=3),
+        kafka=KafkaView(connection=KafkaConnection("kafka:9092"), pending=3),
     )
 
 
@@ -570,6 +572,7 @@ def test_every_status_field_is_in_the_schema() -> None:
         LastRun,
         RecordCounts,
         OffsetRange,
+        KafkaStatus,
     }
     for path, cls, schema in walked:
         assert schema["type"] == "object", path

@@ -10,7 +10,16 @@ from typing import Any
 
 import yaml
 
-from inshape_api.spec import Policy, dumps_policy, load_policy, parse_policy
+from inshape_api.kafka_connection import KafkaConnection
+from inshape_api.spec import (
+    CertAndKeySecretSource,
+    CertSecretSource,
+    PasswordSecretSource,
+    Policy,
+    dumps_policy,
+    load_policy,
+    parse_policy,
+)
 from inshape_operator.config import OperatorConfig, load
 from inshape_operator.job_builder import (
     RunRequest,
@@ -153,10 +162,10 @@ def test_command_image_and_resources() -> None:
         **POLICY["spec"],
         "job": {"image": "registry/inshape:1", "resources": {"limits": {"memory": "1Gi"}}},
     }
-    c = container(build(spec, bootstrap_servers="k-kafka-bootstrap.ml.svc:9092"))
+    c = container(build(spec, kafka=KafkaConnection("k-kafka-bootstrap.ml.svc:9092")))
     assert c["image"] == "registry/inshape:1"
     assert c["resources"] == {"limits": {"memory": "1Gi"}}
-    assert c["command"][-2:] == ["--bootstrap-servers", "k-kafka-bootstrap.ml.svc:9092"]
+    assert c["command"] == ["python", "-m", "inshape_jobs", "update"]
     configured = replace(CONFIG, job_image="registry/inshape:2", job_image_pull_policy="Always")
     c = container(build(config=configured))
     assert (c["image"], c["imagePullPolicy"]) == ("registry/inshape:2", "Always")
@@ -201,3 +210,49 @@ def test_sequence_continues_from_jobs_and_status() -> None:
     assert next_sequence([], None) == 1
     created = datetime(2025, 3, 1, tzinfo=UTC)
     assert next_sequence(iter([JobView("d", 8, "Active", created, "Lag")]), None) == 9
+
+
+def test_kafka_secrets_reach_the_job_as_files_and_a_secret_key_ref_never_as_values() -> None:
+    secured = KafkaConnection(
+        "k:9093",
+        protocol="SASL_SSL",
+        trustedCertificates=(
+            CertSecretSource("cas", certificate="ca.crt"),
+            CertSecretSource("more-cas", pattern="*.crt"),
+        ),
+        saslMechanism="SCRAM-SHA-512",
+        username="alice",
+        passwordSecret=PasswordSecretSource("alice", "password"),
+    )
+    job = build(kafka=secured)
+    env = env_of(job)
+    assert KafkaConnection.from_env(env["INSHAPE_KAFKA"]) == secured
+    assert env["INSHAPE_KAFKA_PASSWORD"] == {"secretKeyRef": {"name": "alice", "key": "password"}}
+    pod = job["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["kafka-trusted-0"]["secret"] == {
+        "secretName": "cas",
+        "defaultMode": 0o444,
+        "items": [{"key": "ca.crt", "path": "ca.crt"}],
+    }
+    assert "items" not in volumes["kafka-trusted-1"]["secret"]
+    mounted = {m["name"]: m for m in container(job)["volumeMounts"]}
+    assert mounted["kafka-trusted-1"] == {
+        "name": "kafka-trusted-1",
+        "mountPath": "/etc/inshape/kafka/trusted/1",
+        "readOnly": True,
+    }
+    assert pod["automountServiceAccountToken"] is False
+
+    mtls = KafkaConnection(
+        "k:9094",
+        protocol="SSL",
+        certificateAndKey=CertAndKeySecretSource("alice", "user.crt", "user.key"),
+    )
+    job = build(kafka=mtls)
+    assert "INSHAPE_KAFKA_PASSWORD" not in env_of(job)
+    user = {v["name"]: v for v in job["spec"]["template"]["spec"]["volumes"]}["kafka-user"]
+    assert user["secret"]["items"] == [
+        {"key": "user.crt", "path": "user.crt"},
+        {"key": "user.key", "path": "user.key"},
+    ]

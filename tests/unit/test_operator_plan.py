@@ -10,9 +10,12 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
+from inshape_api.kafka_connection import KafkaConnection, cluster_ca
 from inshape_api.result import RecordCounts, RunResult, decode
-from inshape_api.spec import parse_policy
-from inshape_api.status import Champion, LastRun, PolicyStatus
+from inshape_api.spec import PasswordSecretSource, parse_policy
+from inshape_api.status import Champion, KafkaStatus, LastRun, PolicyStatus
 from inshape_operator.config import OperatorConfig, load
 from inshape_operator.plan import Plan, plan
 from inshape_operator.rollout import workload
@@ -71,7 +74,7 @@ def world(
     values: dict[str, Any] = {
         "now": T0,
         "policy": observed,
-        "kafka": KafkaView(bootstrap="kafka:9092", pending=pending),
+        "kafka": KafkaView(connection=KafkaConnection("kafka:9092"), pending=pending),
         "target": workload(deployment(serving)),
     }
     values.update(overrides)
@@ -137,12 +140,42 @@ def test_lag_over_the_threshold_creates_the_next_job() -> None:
     )
 
 
-def test_a_strimzi_address_reaches_the_job() -> None:
-    kafka = KafkaView(bootstrap="c-kafka-bootstrap:9092", resolved_from_strimzi=True, pending=5000)
-    p = plan(world(kafka=kafka), CONFIG)
+def test_the_resolved_connection_reaches_the_job_and_the_status() -> None:
+    connection = KafkaConnection(
+        "c-kafka-bootstrap:9093",
+        protocol="SASL_SSL",
+        trustedCertificates=(cluster_ca("c"),),
+        saslMechanism="SCRAM-SHA-512",
+        username="alice",
+        passwordSecret=PasswordSecretSource("alice", "password"),
+        listener="scram",
+    )
+    p = plan(world(kafka=KafkaView(connection=connection, pending=5000)), CONFIG)
     assert p.job is not None
-    command = p.job["spec"]["template"]["spec"]["containers"][0]["command"]
-    assert command[-2:] == ["--bootstrap-servers", "c-kafka-bootstrap:9092"]
+    (container,) = p.job["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e for e in container["env"]}
+    assert KafkaConnection.from_env(env["INSHAPE_KAFKA"]["value"]) == connection
+    assert env["INSHAPE_KAFKA_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
+        "name": "alice",
+        "key": "password",
+    }
+    assert p.status.kafka == KafkaStatus("c-kafka-bootstrap:9093", "SASL_SSL", "scram")
+
+
+@pytest.mark.parametrize("reason", ["KafkaAuthFailed", "KafkaSecretMissing"])
+def test_refused_credentials_degrade_once_and_start_no_job_even_when_due(reason: str) -> None:
+    refused = KafkaView(
+        connection=KafkaConnection("k:9093", protocol="SASL_SSL"),
+        problem=Problem(reason, "Kafka k:9093 refused the credentials (Secret alice): ..."),
+    )
+    spec = {**SPEC, "trigger": {"maxInterval": "1h"}}  # due: the policy is a day old
+    first = plan(world(kafka=refused, spec=spec), CONFIG)
+    assert condition(first, "Degraded") == ("True", reason) and first.job is None
+    assert [(e.type, e.reason) for e in first.events] == [("Warning", reason)]
+    again = plan(stored(first, world(kafka=refused, spec=spec)), CONFIG)
+    assert again.events == () and again.job is None
+    unreachable = replace(refused, problem=Problem("LagUnavailable", "timed out"))
+    assert plan(world(kafka=unreachable, spec=spec), CONFIG).job is not None
 
 
 def test_no_second_job_while_one_runs() -> None:
@@ -198,7 +231,9 @@ def test_a_rejected_run_keeps_the_champion() -> None:
 
 def test_a_failed_run_degrades_and_backs_off_until_a_run_succeeds() -> None:
     w = world(status=PolicyStatus(champion=V6), finished=finished("digits-update-9", "Traceback"))
-    p = plan(replace(w, kafka=KafkaView(bootstrap="kafka:9092", pending=5000)), CONFIG)
+    p = plan(
+        replace(w, kafka=KafkaView(connection=KafkaConnection("kafka:9092"), pending=5000)), CONFIG
+    )
     assert [(e.type, e.reason) for e in p.events] == [("Warning", "RunFailed")]
     assert condition(p, "Degraded") == ("True", "RunFailed")
     assert condition(p, "Ready") == ("True", "ChampionServing")  # still serving V6
@@ -207,7 +242,10 @@ def test_a_failed_run_degrades_and_backs_off_until_a_run_succeeds() -> None:
     assert p.recheck_at == T0 - timedelta(seconds=5) + timedelta(seconds=300)
 
     later = stored(p, w, now=T0 + timedelta(minutes=6))
-    after = plan(replace(later, kafka=KafkaView(bootstrap="kafka:9092", pending=5000)), CONFIG)
+    after = plan(
+        replace(later, kafka=KafkaView(connection=KafkaConnection("kafka:9092"), pending=5000)),
+        CONFIG,
+    )
     assert after.job is not None and after.job["metadata"]["name"] == "digits-update-10"
     assert condition(after, "Degraded") == ("True", "RunFailed")
     skipped = finished("digits-update-10", '{"outcome":"Skipped","reasons":["NoNewRecords"]}')
@@ -242,7 +280,10 @@ def test_kafka_problems_degrade_and_start_nothing() -> None:
 
 def test_unknown_lag_drops_pending_from_status() -> None:
     before = plan(world(pending=10), CONFIG)
-    after = plan(stored(before, world(pending=None), kafka=KafkaView(bootstrap="k:9092")), CONFIG)
+    after = plan(
+        stored(before, world(pending=None), kafka=KafkaView(connection=KafkaConnection("k:9092"))),
+        CONFIG,
+    )
     patch = merge_patch(before.status.to_wire(), after.status.to_wire())
     assert "pendingRecords" in patch and patch["pendingRecords"] is None
     assert condition(after, "Progressing") == ("False", "LagUnknown")
