@@ -42,6 +42,7 @@ from tests.samples import FULL_STATUS
 ROOT = Path(__file__).resolve().parents[2]
 MANIFEST = ROOT / crd.MANIFEST
 EXAMPLE = ROOT / "manifests/examples/digits.yaml"
+SECURED_EXAMPLE = ROOT / "manifests/examples/secured/digits-scram.yaml"
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
 
@@ -440,6 +441,17 @@ def test_unique_features_are_enforced_by_list_type_set() -> None:
 def test_the_example_policy_is_valid() -> None:
     document = yaml.safe_load(EXAMPLE.read_text())
     document.pop("metadata")  # the API server validates metadata itself
+    assert validate(version_schema(), document) == []
+
+
+def test_the_secured_example_is_valid_and_names_its_secret_only() -> None:
+    user, document = yaml.safe_load_all(SECURED_EXAMPLE.read_text())
+    policy = parse_policy(document)
+    auth = policy.spec.source.kafka.authentication
+    assert auth is not None and auth.passwordSecret is not None
+    assert auth.passwordSecret.secretName == user["metadata"]["name"] == auth.username
+    assert user["spec"]["authentication"]["type"] == auth.type
+    document.pop("metadata")
     assert validate(version_schema(), document) == []
 
 
