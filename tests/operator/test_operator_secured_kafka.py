@@ -11,7 +11,6 @@ import json
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,7 +22,7 @@ from inshape_hack.kafka_certs import BROKER_HOSTS, KafkaPki, write_test_pki
 from inshape_hack.kafka_listeners import Role
 from inshape_hack.kafka_manifests import KafkaDeployment, KafkaOnKind
 from inshape_hack.kafka_scram import create_scram_user
-from inshape_hack.kindtesting import KindEnv
+from inshape_hack.kindtesting import KindEnv, scratch_namespace
 from tests.integration.helpers import fill
 from tests.operator.conftest import World
 from tests.operator.test_operator_runs import JOB_TIMEOUT
@@ -46,17 +45,30 @@ def secret(name: str, data: dict[str, bytes]) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "data": encoded}
 
 
+@pytest.fixture(scope="module")
+def secured_broker(
+    kind_env: KindEnv, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[SecuredKafka]:
+    """One broker for the module, in a namespace of its own, with a fresh CA and a SCRAM user
+    made through Kafka's admin API."""
+    admin = kind_env.kubectl()
+    with scratch_namespace(admin, "kafka") as namespace:
+        kinds = KafkaDeployment(namespace, kind_env.kafka_image, kind_env.node_ip)
+        pki = write_test_pki(
+            tmp_path_factory.mktemp("pki"), [*BROKER_HOSTS, *kinds.tls_hosts()], users=[USER]
+        )
+        kafka = kafka_kind.deploy_kafka(
+            admin, namespace, kind_env.kafka_image, kind_env.node_ip, pki=pki
+        )
+        password = secrets.token_urlsafe(18)
+        create_scram_user(kafka.host_bootstrap, USER, password)
+        yield SecuredKafka(kafka, pki, password)
+
+
 @pytest.fixture
-def secured(world: World, kind_env: KindEnv, tmp_path: Path) -> Iterator[SecuredKafka]:
-    """A broker of the test's own in its namespace, with a fresh CA, a SCRAM user made through
-    Kafka's admin API, and the Secrets a platform team would hand a policy author."""
-    hosts = KafkaDeployment(world.namespace, kind_env.kafka_image, kind_env.node_ip).tls_hosts()
-    pki = write_test_pki(tmp_path / "pki", [*BROKER_HOSTS, *hosts], users=[USER])
-    kafka = kafka_kind.deploy_kafka(
-        world.kubectl, world.namespace, kind_env.kafka_image, kind_env.node_ip, pki=pki
-    )
-    password = secrets.token_urlsafe(18)
-    create_scram_user(kafka.host_bootstrap, USER, password)
+def secured(world: World, secured_broker: SecuredKafka) -> SecuredKafka:
+    """The Secrets a platform team would hand a policy author, in the test's namespace."""
+    pki, password = secured_broker.pki, secured_broker.password
     client = pki.client(USER)
     objects = [
         secret("kafka-ca", {"ca.crt": pki.ca_file.read_bytes()}),
@@ -67,8 +79,10 @@ def secured(world: World, kind_env: KindEnv, tmp_path: Path) -> Iterator[Secured
             {"user.crt": client.certfile.read_bytes(), "user.key": client.keyfile.read_bytes()},
         ),
     ]
-    world.kubectl("apply", "-f", "-", stdin=json.dumps({"kind": "List", "items": objects}))
-    yield SecuredKafka(kafka, pki, password)
+    world.kubectl(
+        "apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": objects})
+    )
+    return secured_broker
 
 
 def secured_spec(address: str, authentication: dict[str, Any]) -> dict[str, Any]:
