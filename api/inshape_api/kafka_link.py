@@ -129,7 +129,9 @@ def tls_refusal(exc: ssl.SSLError) -> bool:
         return True
     if isinstance(exc, ssl.SSLEOFError | ssl.SSLZeroReturnError):
         return False
-    return any(word in str(exc.reason or exc).upper() for word in _TLS_REFUSALS)
+    # OpenSSL's errors carry a reason code; the text holds it too, for any other SSLError.
+    said = f"{getattr(exc, 'reason', None) or ''} {exc}".upper()
+    return any(word in said for word in _TLS_REFUSALS)
 
 
 @contextlib.contextmanager
