@@ -217,6 +217,8 @@ def _authenticate(exchange: _Exchange, host: str, security: KafkaSecurity) -> No
             raise KafkaAuthError("sasl", _scrub(f"{who}: {exc}", security)) from None
     if not mechanism.is_authenticated():
         raise KafkaAuthError("sasl", f"{who} not authenticated")
+    # No re-authentication (KIP-368): where the broker sets connections.max.reauth.ms it
+    # closes the link when the session ends, and the drain's consumer fallback reads on.
 
 
 def open_link(

@@ -9,7 +9,10 @@ and leaves the group's offsets as they were.
 
 from __future__ import annotations
 
+import contextlib
 import socket
+import ssl
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,6 +26,7 @@ from inshape_api.kafka_link import KafkaAuthError, KafkaUnreachableError, probe
 from inshape_api.kafka_security import KafkaSecurity, client_kwargs
 from inshape_api.result import KAFKA_AUTH_FAILED, decode
 from inshape_api.spec import dumps_policy
+from inshape_hack.kafka_certs import issue, new_ca
 from inshape_hack.kafka_listeners import Role
 from inshape_jobs.__main__ import _update, parser
 from inshape_jobs.drain import TopicReader
@@ -150,6 +154,51 @@ def test_an_untrusted_ca_is_a_tls_refusal(secure_kafka: SecureKafka) -> None:
     error = refused(secure_kafka, secure_kafka.broker.address(Role.TLS), how)
     assert error.kind == "tls"
     assert "CERTIFICATE_VERIFY_FAILED" in error.message
+
+
+@pytest.fixture
+def tls_peer_for_another_host(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """A TLS server on 127.0.0.1 whose certificate (from a CA of its own) names only another
+    host; its address and that CA's file. It completes handshakes and then hangs up."""
+    ca = new_ca("elsewhere CA")
+    leaf = issue(ca, "kafka", ["kafka.elsewhere.test"])
+    (tmp_path / "peer.pem").write_bytes(leaf.key_pem() + leaf.certificate_pem())
+    (tmp_path / "ca.pem").write_bytes(ca.certificate_pem())
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tmp_path / "peer.pem")
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            with conn, contextlib.suppress(OSError):
+                context.wrap_socket(conn, server_side=True).close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield f"127.0.0.1:{server.getsockname()[1]}", tmp_path / "ca.pem"
+    stop.set()
+    thread.join()
+    server.close()
+
+
+def test_a_certificate_for_another_host_is_a_tls_refusal(
+    tls_peer_for_another_host: tuple[str, Path],
+) -> None:
+    address, ca_file = tls_peer_for_another_host
+    with pytest.raises(KafkaAuthError) as caught:
+        probe(address, KafkaSecurity("SSL", ca_file=str(ca_file)), timeout=5)
+    assert caught.value.kind == "tls"
+    assert "mismatch" in caught.value.message  # "IP address mismatch": 127.0.0.1 not named
+    # Without the hostname check the handshake passes; this peer then is no broker.
+    unchecked = KafkaSecurity("SSL", ca_file=str(ca_file), check_hostname=False)
+    with pytest.raises(KafkaUnreachableError):
+        probe(address, unchecked, timeout=5)
 
 
 def test_no_client_certificate_on_mutual_tls_is_a_tls_refusal(secure_kafka: SecureKafka) -> None:
