@@ -83,6 +83,7 @@ format: $(STAMP) ## Apply ruff's fixes and formatting
 bench: setup ## Benchmarks: one JSON object per line (ours, the reference's, ratio)
 	$(PY) -m bench.drain_throughput
 	$(PY) -m bench.drain_throughput --partitions 32 --plain-budget 20
+	$(PY) -m bench.drain_secure
 	$(PY) -m bench.update_memory
 	$(PY) -m bench.prequential_quality
 	$(PY) -m bench.operator_latency --runs 20

@@ -94,6 +94,9 @@ def _unset(protocol: str, fields: Mapping[str, object]) -> None:
         raise KafkaSecurityError(f"{', '.join(given)} mean nothing to {protocol}")
 
 
+PLAINTEXT_SECURITY = KafkaSecurity()  # the clients' default: a bare broker's listener
+
+
 def client_kwargs(security: KafkaSecurity) -> ClientKwargs:
     """kafka-python's keywords for ``security``; what is unset is left out, so kafka-python's
     own defaults hold (for a TLS client without ``ca_file``: the system's CA store)."""

@@ -20,6 +20,9 @@ Outcome = Literal["Promoted", "Rejected", "Failed", "Skipped"]
 OUTCOMES: tuple[Outcome, ...] = get_args(Outcome)
 MODEL_URI = re.compile(r"^models:/[^/\s]+/[0-9]+$")
 MESSAGE_MAX = 1024
+# A Failed run's reason when Kafka refused the Job's TLS or SASL credentials: no retry helps
+# until the Secret (or the listener) changes.
+KAFKA_AUTH_FAILED = "KafkaAuthFailed"
 TERMINATION_MESSAGE_LIMIT = 4096
 
 

@@ -9,6 +9,7 @@ import sys
 import uuid
 from collections.abc import Sequence
 
+from inshape_api.kafka_security import KafkaSecurity
 from inshape_api.names import EXIT_RUN_FAILED, EXIT_SPEC_ERROR, RUN_KEY_ENV, TERMINATION_LOG_ENV
 from inshape_api.spec import SpecError, load_policy
 
@@ -22,11 +23,20 @@ MLFLOW_CLIENT_DEFAULTS = {
 }
 
 
-def _update(args: argparse.Namespace) -> int:
+def _kafka_security(args: argparse.Namespace) -> KafkaSecurity:
+    """How the Job connects to Kafka. The one seam for it: PLAINTEXT until the operator's
+    env contract (TLS files and SASL user from Secrets) is read here."""
+    return KafkaSecurity()
+
+
+def _update(args: argparse.Namespace, security: KafkaSecurity | None = None) -> int:
+    """One update run; ``security`` defaults to what ``_kafka_security`` reads."""
     for name, value in MLFLOW_CLIENT_DEFAULTS.items():
         os.environ.setdefault(name, value)  # before mlflow reads its environment
     from mlflow.exceptions import MlflowException
 
+    from inshape_api.kafka_link import KafkaAuthError, KafkaUnreachableError, probe
+    from inshape_api.result import KAFKA_AUTH_FAILED
     from inshape_api.result import failed as failed_result
     from inshape_jobs.drain import DeadLetters, DrainError, TopicReader
     from inshape_jobs.result import emit
@@ -54,13 +64,25 @@ def _update(args: argparse.Namespace) -> int:
         emit(failed_result(reason, str(exc), run_key=run_key), args.termination_log)
         return EXIT_RUN_FAILED
 
+    if security is None:
+        security = _kafka_security(args)
+    try:
+        # Refused credentials named in seconds, before MLflow or any read: kafka-python's
+        # clients would only time out ("Unable to bootstrap") after 30 s.
+        probe(bootstrap, security)
+    except KafkaAuthError as exc:
+        return failed(KAFKA_AUTH_FAILED, exc)
+    except KafkaUnreachableError as exc:
+        # Perhaps a blip: the clients' own bootstrap retries decide, as before the probe.
+        logging.warning("Kafka probe found no broker yet: %s", exc)
+
     try:
         tracker = Tracker(tracking_uri, policy.experiment, policy.spec.model.name)
     except MlflowException as exc:
         return failed("TrackingUnavailable", exc)
-    reader = TopicReader(bootstrap, kafka.topic, policy.consumer_group)
+    reader = TopicReader(bootstrap, kafka.topic, policy.consumer_group, security=security)
     dead_letters = (
-        DeadLetters(bootstrap, kafka.deadLetterTopic, kafka.topic)
+        DeadLetters(bootstrap, kafka.deadLetterTopic, kafka.topic, security=security)
         if kafka.deadLetterTopic
         else None
     )

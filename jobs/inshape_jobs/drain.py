@@ -16,6 +16,7 @@ from kafka.consumer import KafkaConsumer
 from kafka.producer import KafkaProducer
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
+from inshape_api.kafka_security import PLAINTEXT_SECURITY, KafkaSecurity, client_kwargs
 from inshape_jobs.batches import BatchFormatError, decode_batches, next_fetch_offset
 from inshape_jobs.fetch import FetchFallbackError, RawFetcher
 from inshape_jobs.records import RawChunk
@@ -79,18 +80,39 @@ CONSUMER_SETTINGS = {
 }
 
 
+@dataclass
+class ReadPaths:
+    """How this reader's records came: raw fetches, or the consumer after a fallback (and
+    why). Read by tests and benchmarks to know which path they measured."""
+
+    raw_records: int = 0
+    consumer_records: int = 0
+    fallback: str | None = None
+
+
 class TopicReader:
-    """Reads one topic on behalf of one consumer group, with partitions assigned manually."""
+    """Reads one topic on behalf of one consumer group, with partitions assigned manually.
+    The consumer, its commits and the raw fetches all connect as ``security`` says."""
 
     def __init__(
-        self, bootstrap_servers: str, topic: str, group: str, stall_timeout: float = 60.0
+        self,
+        bootstrap_servers: str,
+        topic: str,
+        group: str,
+        stall_timeout: float = 60.0,
+        security: KafkaSecurity = PLAINTEXT_SECURITY,
     ) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.topic = topic
         self.group = group
         self.stall_timeout = stall_timeout
+        self.security = security
+        self.paths = ReadPaths()
         self._consumer = KafkaConsumer(
-            bootstrap_servers=bootstrap_servers, group_id=group, **CONSUMER_SETTINGS
+            bootstrap_servers=bootstrap_servers,
+            group_id=group,
+            **CONSUMER_SETTINGS,
+            **client_kwargs(security),
         )
 
     def close(self) -> None:
@@ -140,12 +162,15 @@ class TopicReader:
         chunker = _Chunker(chunk_records)
         try:
             for partition, offsets, values in self._read_raw(positions, ends):
+                self.paths.raw_records += len(offsets)
                 yield from chunker.add(partition, offsets, values)
         except (FetchFallbackError, BatchFormatError) as trouble:
             # positions holds where every partition's delivered records end: the consumer
             # takes over from there and recovers (new leader, retries) the way it always has.
             log.info("Raw fetch stopped (%s); reading on with the consumer", trouble)
+            self.paths.fallback = str(trouble)
             for partition, offsets, values in self._read_consumer(positions, ends):
+                self.paths.consumer_records += len(offsets)
                 yield from chunker.add(partition, offsets, values)
         yield from chunker.finish()
 
@@ -154,7 +179,7 @@ class TopicReader:
     ) -> Iterator[tuple[int, list[int], list[bytes | None]]]:
         """Raw fetches decoded by batches.decode_batches; the next fetch is in flight while
         this one is decoded. Advances positions as records are handed out."""
-        fetcher = RawFetcher(self._consumer, self.topic, CONSUMER_SETTINGS)
+        fetcher = RawFetcher(self._consumer, self.topic, CONSUMER_SETTINGS, self.security)
         try:
             yield from self._fetch_loop(fetcher, positions, ends)
         finally:
@@ -286,12 +311,21 @@ class _Chunker:
 class DeadLetters:
     """Copies rejected records to a topic, the reason and origin in headers."""
 
-    def __init__(self, bootstrap_servers: str, topic: str, source_topic: str) -> None:
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        topic: str,
+        source_topic: str,
+        security: KafkaSecurity = PLAINTEXT_SECURITY,
+    ) -> None:
         self.topic = topic
         self.source_topic = source_topic
-        ensure_topic(bootstrap_servers, topic, partitions=1)
+        ensure_topic(bootstrap_servers, topic, partitions=1, security=security)
         self._producer = KafkaProducer(
-            bootstrap_servers=bootstrap_servers, linger_ms=20, acks="all"
+            bootstrap_servers=bootstrap_servers,
+            linger_ms=20,
+            acks="all",
+            **client_kwargs(security),
         )
 
     def send(self, rejected: list[tuple[int, int, str, bytes | None]]) -> None:

@@ -2,16 +2,17 @@
 
 kafka-python's consumer turns every record into a ConsumerRecord (~10 us each) and its network
 layer reads sockets 4 KiB at a time (~100 MB/s); the drain needs only the record batches'
-bytes, which batches.decode_batches reads ~10x faster. So this opens one plain connection per
-leader, encodes Fetch requests (v4-v11: read_uncommitted, as the consumer fetches by default)
-and decodes the responses with kafka-python's protocol classes, and reads whole responses
-with large recv_into calls on a thread (the GIL is released while it waits on the socket), so
-the next response arrives while the caller decodes this one.
+bytes, which batches.decode_batches reads ~10x faster. So this opens one connection per leader
+(inshape_api.kafka_link: TLS and SASL as the consumer's KafkaSecurity says), encodes Fetch
+requests (v4-v11: read_uncommitted, as the consumer fetches by default) and decodes the
+responses with kafka-python's protocol classes, and reads whole responses with large
+recv_into calls on a thread (the GIL is released while it waits on the socket, TLS
+decryption included), so the next response arrives while the caller decodes this one.
 
 Metadata (who leads which partition, the broker's Fetch versions) comes from the consumer.
-Anything out of the ordinary (a partition error, a moved leader, a failed request, a secured
-listener) raises FetchFallbackError: the caller then finishes the read with the consumer itself,
-which knows how to recover.
+Anything out of the ordinary (a partition error, a moved leader, a failed request, a refused
+connection) raises FetchFallbackError: the caller then finishes the read with the consumer
+itself, which knows how to recover.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ from typing import Any
 
 from kafka.protocol.consumer import FetchRequest, FetchResponse
 from kafka.structs import TopicPartition
+
+from inshape_api.kafka_link import KafkaAuthError, open_link
+from inshape_api.kafka_security import KafkaSecurity
 
 _FetchTopic = FetchRequest.FetchTopic
 _FetchPartition = _FetchTopic.FetchPartition
@@ -52,13 +56,14 @@ class PartitionFetch:
 class _BrokerLink:
     """One connection to one broker; a thread sends each request and reads its response."""
 
-    def __init__(self, host: str, port: int, timeout: float, receive_buffer: int) -> None:
+    def __init__(
+        self, host: str, port: int, security: KafkaSecurity, timeout: float, receive_buffer: int
+    ) -> None:
         try:
-            self._sock = socket.create_connection((host, port), timeout=timeout)
-            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
-            self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except OSError as exc:
-            raise FetchFallbackError(f"Cannot connect to {host}:{port}: {exc!r}") from exc
+            # An ssl.SSLSocket with TLS: its recv_into and sendall work as a plain socket's.
+            self._sock = open_link(host, port, security, timeout, receive_buffer=receive_buffer)
+        except (OSError, KafkaAuthError) as exc:
+            raise FetchFallbackError(f"Cannot connect to {host}:{port}: {exc}") from exc
         self._requests: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
         self._responses: queue.SimpleQueue[bytearray | BaseException] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="inshape-fetch", daemon=True)
@@ -107,9 +112,11 @@ class _BrokerLink:
 class RawFetcher:
     """Keeps at most one Fetch per leader in flight: send(), then receive() its records."""
 
-    def __init__(self, consumer: Any, topic: str, config: dict[str, Any]) -> None:
-        if consumer.config.get("security_protocol", "PLAINTEXT") != "PLAINTEXT":
-            raise FetchFallbackError("Raw fetches only on PLAINTEXT listeners")
+    def __init__(
+        self, consumer: Any, topic: str, config: dict[str, Any], security: KafkaSecurity
+    ) -> None:
+        # The consumer's own security: the raw links authenticate as it did.
+        self._security = security
         self._cluster = consumer._cluster
         try:
             self._version = consumer._manager.broker_version_data.api_version(
@@ -146,7 +153,9 @@ class RawFetcher:
             broker = self._cluster.broker_metadata(node)
             if broker is None:
                 raise FetchFallbackError(f"No address for broker {node}")
-            link = _BrokerLink(broker.host, int(broker.port), self._timeout, self._receive_buffer)
+            link = _BrokerLink(
+                broker.host, int(broker.port), self._security, self._timeout, self._receive_buffer
+            )
             self._links[node] = link
         return link
 

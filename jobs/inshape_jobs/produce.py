@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 from kafka.producer import KafkaProducer
 
+from inshape_api.kafka_security import PLAINTEXT_SECURITY, KafkaSecurity, client_kwargs
 from inshape_jobs.progress import Progress
 from inshape_jobs.streams import MALFORMED_KINDS, malformed_record
 from inshape_jobs.topics import ensure_topic
@@ -36,10 +37,12 @@ def produce(
     rate: float | None = None,
     partitions: int = 3,
     quiet: bool = False,
+    security: KafkaSecurity = PLAINTEXT_SECURITY,
 ) -> int:
     """Send count values (rate: records per second, None for as fast as possible)."""
-    ensure_topic(bootstrap_servers, topic, partitions)
+    ensure_topic(bootstrap_servers, topic, partitions, security=security)
     producer = KafkaProducer(
+        **client_kwargs(security),
         bootstrap_servers=bootstrap_servers,
         linger_ms=10,
         batch_size=512 * 1024,
