@@ -226,12 +226,8 @@ def security_from_files(
     )
 
 
-def job_security(environ: Mapping[str, str] | None = None) -> KafkaSecurity | None:
-    """The Job's security from its environment, or None when the operator gave no connection
-    (a run started by hand against a plain broker)."""
+def job_connection(environ: Mapping[str, str] | None = None) -> KafkaConnection | None:
+    """The connection the operator gave the Job, or None (a run started by hand)."""
     env = os.environ if environ is None else environ
     text = env.get(CONNECTION_ENV)
-    if not text:
-        return None
-    scratch = Path(env.get("TMPDIR", "/tmp"))
-    return security_from_files(KafkaConnection.from_env(text), env, Path("/"), scratch)
+    return KafkaConnection.from_env(text) if text else None

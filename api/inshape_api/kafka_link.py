@@ -228,6 +228,7 @@ def open_link(
     timeout: float,
     *,
     receive_buffer: int | None = None,
+    context: ssl.SSLContext | None = None,
 ) -> socket.socket:
     """A connection to one broker, through TLS and SASL as ``security`` says, ready for
     Kafka requests: blocking, ``timeout`` on each operation (an ssl.SSLSocket with TLS).
@@ -235,9 +236,11 @@ def open_link(
     Raises KafkaAuthError on a refusal, KafkaUnreachableError (an OSError) otherwise. With
     mutual TLS under TLS 1.3 the broker checks the client's certificate after the client's
     handshake ends, so a refused certificate shows only at the first answer (``probe`` asks
-    for one)."""
+    for one). ``context`` replaces the one built from ``security``'s files (the operator
+    builds its own from PEMs held in memory)."""
     where = str(BrokerAddress(host, port))
-    context = tls_context(security)  # a bad PEM file raises here, before any connection
+    if context is None:
+        context = tls_context(security)  # a bad PEM file raises here, before any connection
     with _classified(f"Cannot connect to {where}", security):
         sock = socket.create_connection((host, port), timeout=timeout)
     try:
@@ -267,7 +270,13 @@ def _ask_versions(sock: socket.socket, where: str, security: KafkaSecurity) -> N
         raise KafkaUnreachableError(f"ApiVersions from {where}: error {response.error_code}")
 
 
-def probe(bootstrap_servers: str, security: KafkaSecurity, timeout: float = 10.0) -> None:
+def probe(
+    bootstrap_servers: str,
+    security: KafkaSecurity,
+    timeout: float = 10.0,
+    *,
+    context: ssl.SSLContext | None = None,
+) -> None:
     """Return once some bootstrap address accepts ``security``. KafkaAuthError if an address
     refused it and none accepted it (a refusal outranks an address that did not answer),
     else KafkaUnreachableError. ``timeout`` bounds the whole probe."""
@@ -280,7 +289,7 @@ def probe(bootstrap_servers: str, security: KafkaSecurity, timeout: float = 10.0
             problems.append(f"{address}: not tried, the probe's {timeout:.0f}s were up")
             continue
         try:
-            sock = open_link(address.host, address.port, security, left)
+            sock = open_link(address.host, address.port, security, left, context=context)
             try:
                 _ask_versions(sock, str(address), security)
             finally:

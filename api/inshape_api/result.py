@@ -23,6 +23,7 @@ MESSAGE_MAX = 1024
 # A Failed run's reason when Kafka refused the Job's TLS or SASL credentials: no retry helps
 # until the Secret (or the listener) changes.
 KAFKA_AUTH_FAILED = "KafkaAuthFailed"
+KAFKA_SECRET_MISSING = "KafkaSecretMissing"  # a Secret (or key) the connection names is not there
 TERMINATION_MESSAGE_LIMIT = 4096
 
 

@@ -8,10 +8,17 @@ import os
 import sys
 import uuid
 from collections.abc import Sequence
+from pathlib import Path
 
-from inshape_api.kafka_security import KafkaSecurity
+from inshape_api.kafka_connection import (
+    CONNECTION_ENV,
+    KafkaFilesError,
+    job_connection,
+    security_from_files,
+)
+from inshape_api.kafka_security import PLAINTEXT_SECURITY, KafkaSecurity
 from inshape_api.names import EXIT_RUN_FAILED, EXIT_SPEC_ERROR, RUN_KEY_ENV, TERMINATION_LOG_ENV
-from inshape_api.spec import SpecError, load_policy
+from inshape_api.spec import Policy, SpecError, load_policy
 
 # MLflow's client retries a refused connection for minutes by default; a Job should fail
 # fast instead (nothing is committed, and the Job's own retry or the next run takes over).
@@ -23,20 +30,39 @@ MLFLOW_CLIENT_DEFAULTS = {
 }
 
 
-def _kafka_security(args: argparse.Namespace) -> KafkaSecurity:
-    """How the Job connects to Kafka. The one seam for it: PLAINTEXT until the operator's
-    env contract (TLS files and SASL user from Secrets) is read here."""
-    return KafkaSecurity()
+def _kafka_connection(args: argparse.Namespace, policy: Policy) -> tuple[str, KafkaSecurity]:
+    """Where and how the Job connects to Kafka: the operator's resolved connection
+    ($INSHAPE_KAFKA, its Secrets mounted) or, run by hand, the policy's plain address.
+    KafkaFilesError when a mounted Secret lacks what the connection needs."""
+    connection = job_connection()
+    if connection is not None:
+        security = security_from_files(
+            connection, os.environ, Path("/"), Path(os.environ.get("TMPDIR", "/tmp"))
+        )
+        return args.bootstrap_servers or connection.bootstrapServers, security
+    source = policy.spec.source.kafka
+    if source.tls is not None or source.authentication is not None:
+        raise SpecError(
+            "spec.source.kafka",
+            f"tls and authentication need the operator's ${CONNECTION_ENV} and mounted Secrets",
+        )
+    bootstrap = args.bootstrap_servers or source.bootstrapServers
+    if not bootstrap:
+        raise SpecError(
+            "spec.source.kafka.bootstrapServers",
+            f"not set; the operator resolves strimziCluster and passes ${CONNECTION_ENV}",
+        )
+    return bootstrap, PLAINTEXT_SECURITY
 
 
-def _update(args: argparse.Namespace, security: KafkaSecurity | None = None) -> int:
-    """One update run; ``security`` defaults to what ``_kafka_security`` reads."""
+def _update(args: argparse.Namespace) -> int:
+    """One update run."""
     for name, value in MLFLOW_CLIENT_DEFAULTS.items():
         os.environ.setdefault(name, value)  # before mlflow reads its environment
     from mlflow.exceptions import MlflowException
 
     from inshape_api.kafka_link import KafkaAuthError, KafkaUnreachableError, probe
-    from inshape_api.result import KAFKA_AUTH_FAILED
+    from inshape_api.result import KAFKA_AUTH_FAILED, KAFKA_SECRET_MISSING
     from inshape_api.result import failed as failed_result
     from inshape_jobs.drain import DeadLetters, DrainError, TopicReader
     from inshape_jobs.result import emit
@@ -45,12 +71,6 @@ def _update(args: argparse.Namespace, security: KafkaSecurity | None = None) -> 
 
     policy = load_policy(args.policy)
     kafka = policy.spec.source.kafka
-    bootstrap = args.bootstrap_servers or kafka.bootstrapServers
-    if not bootstrap:
-        raise SpecError(
-            "spec.source.kafka.bootstrapServers",
-            "not set; the operator resolves strimziCluster and passes --bootstrap-servers",
-        )
     run_key = args.run_key or os.environ.get(RUN_KEY_ENV)
     if not run_key:
         run_key = uuid.uuid4().hex
@@ -64,8 +84,10 @@ def _update(args: argparse.Namespace, security: KafkaSecurity | None = None) -> 
         emit(failed_result(reason, str(exc), run_key=run_key), args.termination_log)
         return EXIT_RUN_FAILED
 
-    if security is None:
-        security = _kafka_security(args)
+    try:
+        bootstrap, security = _kafka_connection(args, policy)
+    except KafkaFilesError as exc:
+        return failed(KAFKA_SECRET_MISSING, exc)
     try:
         # Refused credentials named in seconds, before MLflow or any read: kafka-python's
         # clients would only time out ("Unable to bootstrap") after 30 s.

@@ -10,6 +10,7 @@ thread-safe); a client that failed is closed and a fresh one opened.
 from __future__ import annotations
 
 import contextlib
+import ssl
 import threading
 from collections.abc import Mapping
 from typing import Any
@@ -18,6 +19,7 @@ from kafka.admin import KafkaAdminClient, OffsetSpec
 from kafka.errors import CoordinatorNotAvailableError, GroupIdNotFoundError, KafkaError
 from kafka.structs import TopicPartition
 
+from inshape_api.kafka_link import KafkaAuthError, KafkaUnreachableError, probe
 from inshape_api.kafka_security import client_kwargs
 from inshape_operator.kafka_credentials import KafkaClientSettings
 
@@ -52,6 +54,23 @@ def pending(
     return total
 
 
+def _check_login(settings: KafkaClientSettings) -> ssl.SSLContext | None:
+    """Log in once by hand before a client is made (kafka-python reports refused credentials
+    only as "Unable to bootstrap" after its timeout, this names them in a second or two);
+    returns the TLS context the client is to use."""
+    try:
+        context = settings.tls_context()
+    except ssl.SSLError as exc:  # a PEM in the Secrets that does not load
+        raise KafkaRefusedError("tls", f"the Secrets' certificates do not load: {exc}") from None
+    try:
+        probe(settings.bootstrap, settings.security, _TIMEOUT_MS / 1000, context=context)
+    except KafkaAuthError as exc:
+        raise KafkaRefusedError(exc.kind, exc.message) from None
+    except KafkaUnreachableError as exc:
+        raise LagError(f"Kafka {settings.bootstrap}: {exc}") from None
+    return context
+
+
 class LagReader:
     """Reads lags; thread-safe; one instance per operator.
 
@@ -75,11 +94,12 @@ class LagReader:
                 return self._idle[key].pop()
             self._open[key] = self._open.get(key, 0) + 1
         try:
+            context = _check_login(settings)
             return KafkaAdminClient(
                 bootstrap_servers=settings.bootstrap,
                 client_id="inshape-operator",
                 request_timeout_ms=_TIMEOUT_MS,
-                ssl_context=settings.tls_context(),
+                ssl_context=context,
                 **client_kwargs(settings.security),
             )
         except BaseException:

@@ -16,7 +16,7 @@ from typing import Any
 from inshape_api import kafka_connection
 from inshape_api.kafka_connection import KafkaConnection
 from inshape_api.names import LABEL_RUN, ROLLBACK_ANNOTATION
-from inshape_api.result import RunResult
+from inshape_api.result import KAFKA_AUTH_FAILED, KAFKA_SECRET_MISSING, RunResult
 from inshape_api.spec import Policy, SpecError, parse_policy
 from inshape_api.status import PolicyStatus
 from inshape_operator import job_builder, kafka_credentials, results, rollout, strimzi, triggers
@@ -25,8 +25,6 @@ from inshape_operator.kube import Kube
 from inshape_operator.lag import KafkaRefusedError, LagError, LagReader
 from inshape_operator.mlflow_check import Registry, RegistryUnavailableError, verify
 from inshape_operator.world import (
-    KAFKA_AUTH_FAILED,
-    KAFKA_SECRET_MISSING,
     FinishedRun,
     JobView,
     KafkaView,

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from inshape_api.kafka_connection import KafkaConnection
-from inshape_api.result import RunResult
+from inshape_api.result import KAFKA_AUTH_FAILED, KAFKA_SECRET_MISSING, RunResult
 from inshape_api.spec import Policy
 from inshape_api.status import PolicyStatus
 
@@ -70,8 +70,6 @@ class FinishedRun:
 
 
 # Kafka problems a Job would meet too: starting one would only fail the same way.
-KAFKA_AUTH_FAILED = "KafkaAuthFailed"
-KAFKA_SECRET_MISSING = "KafkaSecretMissing"
 CREDENTIAL_PROBLEMS = frozenset({KAFKA_AUTH_FAILED, KAFKA_SECRET_MISSING})
 
 

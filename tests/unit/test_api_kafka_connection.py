@@ -9,11 +9,13 @@ from typing import Any
 import pytest
 
 from inshape_api.kafka_connection import (
+    CONNECTION_ENV,
     PASSWORD_ENV,
     USER_DIR,
     KafkaConnection,
     KafkaFilesError,
     cluster_ca,
+    job_connection,
     mounts,
     resolve,
     security_from_files,
@@ -159,3 +161,9 @@ def test_a_pattern_matching_nothing_is_an_error(tmp_path: Path) -> None:
 def test_the_spec_refuses_what_resolve_could_not_honour() -> None:
     with pytest.raises(SpecError):
         source(authentication=MTLS)  # mutual TLS without tls
+
+
+def test_the_job_finds_the_operators_connection_or_none() -> None:
+    connection = resolve(source(tls={}), "k:9093")
+    assert job_connection({CONNECTION_ENV: connection.to_env()}) == connection
+    assert job_connection({}) is None
