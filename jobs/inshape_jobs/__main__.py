@@ -36,9 +36,8 @@ def _kafka_connection(args: argparse.Namespace, policy: Policy) -> tuple[str, Ka
     KafkaFilesError when a mounted Secret lacks what the connection needs."""
     connection = job_connection()
     if connection is not None:
-        security = security_from_files(
-            connection, os.environ, Path("/"), Path(os.environ.get("TMPDIR", "/tmp"))
-        )
+        scratch = Path(os.environ.get("TMPDIR", "/tmp"))
+        security = security_from_files(connection, os.environ, args.kafka_files_root, scratch)
         return args.bootstrap_servers or connection.bootstrapServers, security
     source = policy.spec.source.kafka
     if source.tls is not None or source.authentication is not None:
@@ -169,6 +168,12 @@ def parser() -> argparse.ArgumentParser:
         "--run-key", help="idempotency key, the Job UID (default: $INSHAPE_RUN_KEY)"
     )
     update.add_argument("--bootstrap-servers", help="override spec.source.kafka")
+    update.add_argument(
+        "--kafka-files-root",
+        type=Path,
+        default=Path("/"),
+        help="where the Secrets of $INSHAPE_KAFKA are mounted (/etc/inshape/kafka under it)",
+    )
     update.add_argument("--tracking-uri", help="override spec.mlflow.trackingUri")
     update.add_argument(
         "--chunk-records",

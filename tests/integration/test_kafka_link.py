@@ -15,6 +15,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -22,10 +23,18 @@ from kafka import KafkaAdminClient, KafkaConsumer
 from kafka.admin import NewTopic
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
+from inshape_api import kafka_connection
 from inshape_api.kafka_link import KafkaAuthError, KafkaUnreachableError, probe
 from inshape_api.kafka_security import KafkaSecurity, client_kwargs
 from inshape_api.result import KAFKA_AUTH_FAILED, decode
-from inshape_api.spec import dumps_policy
+from inshape_api.spec import (
+    CertSecretSource,
+    KafkaAuthenticationSpec,
+    KafkaTlsSpec,
+    PasswordSecretSource,
+    Policy,
+    dumps_policy,
+)
 from inshape_hack.kafka_certs import issue, new_ca
 from inshape_hack.kafka_listeners import Role
 from inshape_jobs.__main__ import _update, parser
@@ -59,6 +68,20 @@ def admin_for() -> Iterator[Callable[[str, KafkaSecurity], KafkaAdminClient]]:
     yield make
     for admin in made:
         admin.close()
+
+
+def secured(policy: Policy) -> Policy:
+    """The policy with a CA Secret and a SCRAM user, as its author writes them."""
+    source = replace(
+        policy.spec.source.kafka,
+        tls=KafkaTlsSpec([CertSecretSource("kafka-ca", certificate="ca.crt")]),
+        authentication=KafkaAuthenticationSpec(
+            "scram-sha-512", "alice", PasswordSecretSource("alice", "password")
+        ),
+    )
+    return replace(
+        policy, spec=replace(policy.spec, source=replace(policy.spec.source, kafka=source))
+    )
 
 
 def wrong_password(kafka: SecureKafka) -> KafkaSecurity:
@@ -218,12 +241,21 @@ def test_a_refusal_outranks_an_address_that_does_not_answer(secure_kafka: Secure
 
 
 def test_an_update_job_with_a_wrong_password_fails_kafka_auth_and_commits_nothing(
-    secure_kafka: SecureKafka, unique_name: str, tmp_path: Path
+    secure_kafka: SecureKafka, unique_name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Through the Job's real contract: the operator's connection in $INSHAPE_KAFKA, the CA as
+    a mounted Secret file, the (wrong) password in the env a secretKeyRef fills."""
     plain = secure_kafka.broker.bootstrap_servers
     scram = secure_kafka.broker.address(Role.SCRAM)
     # MLflow is never reached: the probe comes first, so no tracking server is needed.
-    policy = digits_policy(unique_name, scram, "http://127.0.0.1:9")
+    policy = secured(digits_policy(unique_name, scram, "http://127.0.0.1:9"))
+    connection = kafka_connection.resolve(policy.spec.source.kafka, scram)
+    ca = tmp_path / kafka_connection.trusted_dir(0).lstrip("/") / "ca.crt"
+    ca.parent.mkdir(parents=True)
+    ca.write_bytes(secure_kafka.pki.ca_file.read_bytes())
+    monkeypatch.setenv(kafka_connection.CONNECTION_ENV, connection.to_env())
+    monkeypatch.setenv(kafka_connection.PASSWORD_ENV, secure_kafka.user.password + "-wrong")
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
     topic, group = policy.spec.source.kafka.topic, policy.consumer_group
     admin = KafkaAdminClient(bootstrap_servers=plain)
     admin.create_topics([NewTopic(topic, 3, 1)])
@@ -239,10 +271,11 @@ def test_an_update_job_with_a_wrong_password_fails_kafka_auth_and_commits_nothin
     policy_file.write_text(dumps_policy(policy))
     termination_log = tmp_path / "result.json"
     options = ["--policy", str(policy_file), "--termination-log", str(termination_log)]
+    options += ["--kafka-files-root", str(tmp_path)]
     args = parser().parse_args(["update", "--run-key", "k1", *options])
 
     started = time.monotonic()
-    code = _update(args, security=wrong_password(secure_kafka))
+    code = _update(args)
     elapsed = time.monotonic() - started
 
     result = decode(termination_log.read_text())
