@@ -15,7 +15,7 @@ from typing import Any
 
 from inshape_api.names import LABEL_RUN, ROLLBACK_ANNOTATION
 from inshape_api.result import RunResult
-from inshape_api.spec import Policy, SpecError, parse_policy
+from inshape_api.spec import KafkaSourceSpec, Policy, SpecError, parse_policy
 from inshape_api.status import PolicyStatus
 from inshape_operator import job_builder, results, rollout, strimzi, triggers
 from inshape_operator.conditions import parse_time
@@ -114,22 +114,37 @@ def newest_finished(
     return FinishedRun(view.name, view.sequence, view.trigger, results.finished_at(newest), result)
 
 
+def asked_authentication(source: KafkaSourceSpec) -> strimzi.Authentication | None:
+    """How the policy authenticates to Kafka, in Strimzi's terms. spec.source.kafka.authentication
+    arrives with the policy's security fields; a spec without it asks for none."""
+    kind = getattr(getattr(source, "authentication", None), "type", None)
+    return next((a for a in strimzi.AUTHENTICATIONS if a == kind), None)
+
+
 def kafka_view(readers: Readers, policy: Policy | None) -> KafkaView:
     """Kafka's address (resolved from Strimzi when named) and the consumer group's lag."""
     if policy is None:
         return KafkaView()
     source = policy.spec.source.kafka
     bootstrap = source.bootstrapServers
+    listener = None
     if source.strimziCluster:
         try:
             found = readers.kube.get_kafka(policy.namespace, source.strimziCluster)
-            bootstrap = strimzi.resolve(found, source.strimziCluster, policy.namespace).servers
+            listener = strimzi.resolve(
+                found, source.strimziCluster, policy.namespace, asked_authentication(source)
+            )
         except strimzi.StrimziError as exc:
             if exc.retryable:
                 return KafkaView(problem=Problem(exc.reason, str(exc)))
             return KafkaView(spec_error=f"spec.source.kafka.strimziCluster: {exc}")
+        bootstrap = listener.servers
     assert bootstrap is not None  # the spec names exactly one of the two
-    view = KafkaView(bootstrap=bootstrap, resolved_from_strimzi=bool(source.strimziCluster))
+    view = KafkaView(
+        bootstrap=bootstrap,
+        resolved_from_strimzi=listener is not None,
+        strimzi_listener=listener,
+    )
     try:
         return replace(
             view, pending=readers.lags.lag(bootstrap, source.topic, policy.consumer_group)

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from inshape_api.result import RunResult
 from inshape_api.spec import Policy
 from inshape_api.status import PolicyStatus
+from inshape_operator.strimzi import Bootstrap
 
 JobState = Literal["Active", "Succeeded", "Failed"]
 
@@ -72,6 +73,7 @@ class FinishedRun:
 class KafkaView:
     bootstrap: str | None = None  # resolved address (strimziCluster) or spec's
     resolved_from_strimzi: bool = False
+    strimzi_listener: Bootstrap | None = None  # the listener chosen, its TLS and CA Secret
     pending: int | None = None  # the consumer group's lag; None when unknown
     problem: Problem | None = None  # Strimzi not ready, lag unreadable, ...
     spec_error: str | None = None  # the named Strimzi cluster can never serve this policy
