@@ -47,13 +47,13 @@ def _service_account_keys(folder: Path) -> tuple[Path, Path]:
     return private, public
 
 
-def kubeconfig(server: str, token: str) -> dict[str, object]:
-    """An admin kubeconfig; the serving certificate is self-signed, hence no verification."""
+def kubeconfig(server: str, token: str, ca: Path) -> dict[str, object]:
+    """An admin kubeconfig trusting the API server's self-signed serving certificate."""
     return {
         "apiVersion": "v1",
         "kind": "Config",
         "clusters": [
-            {"name": "local", "cluster": {"server": server, "insecure-skip-tls-verify": True}}
+            {"name": "local", "cluster": {"server": server, "certificate-authority": str(ca)}}
         ],
         "users": [{"name": ADMIN, "user": {"token": token}}],
         "contexts": [{"name": "local", "context": {"cluster": "local", "user": ADMIN}}],
@@ -118,7 +118,6 @@ class ApiServer(LocalServer):
         private, public = _service_account_keys(self.folder)
         tokens = self.folder / "tokens.csv"
         tokens.write_text(f'{self.token},{ADMIN},{ADMIN},"system:masters"\n')
-        self.kubeconfig_path.write_text(yaml.safe_dump(kubeconfig(self.url, self.token)))
         binary = gotools.build(gotools.tool_named("kube-apiserver"), quiet=True)
         self._launch(
             [
@@ -143,6 +142,9 @@ class ApiServer(LocalServer):
             timeout=120,
             retry_on=(OSError,),
         )
+        # Written at start-up for localhost and 127.0.0.1; it is its own CA.
+        serving = self.folder / "certs" / "apiserver.crt"
+        self.kubeconfig_path.write_text(yaml.safe_dump(kubeconfig(self.url, self.token, serving)))
 
     def stop(self) -> None:
         super().stop()
