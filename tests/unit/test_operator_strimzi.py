@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
+from inshape_operator.observe import asked_authentication
 from inshape_operator.strimzi import Authentication, Bootstrap, StrimziError, matching, resolve
 
 HOST = "my-cluster-kafka-bootstrap.ml.svc"
@@ -216,3 +218,15 @@ def test_ready_without_address_is_retryable() -> None:
     with pytest.raises(StrimziError, match="no address for listener 'scram'") as caught:
         resolve(kafka(SCRAM, PLAIN, status=status_of([PLAIN])), "c", "ml", "scram-sha-512")
     assert caught.value.reason == "ListenerNotReported" and caught.value.retryable
+
+
+def test_the_policy_asks_for_its_authentication_type() -> None:
+    def source(kind: str | None) -> Any:
+        return SimpleNamespace(authentication=SimpleNamespace(type=kind) if kind else None)
+
+    assert asked_authentication(source(None)) is None
+    assert asked_authentication(source("scram-sha-512")) == "scram-sha-512"
+    assert asked_authentication(source("tls")) == "tls"
+    # SASL types a Strimzi listener cannot ask for match no listener: none is asked.
+    assert asked_authentication(source("scram-sha-256")) is None
+    assert asked_authentication(SimpleNamespace()) is None  # a spec before the field existed
