@@ -48,9 +48,33 @@ def served_resources(admin: KubectlRunner, version: str) -> list[str]:
         return []
 
 
+def _crds_left(admin: KubectlRunner) -> list[str]:
+    names = admin("get", "crd", "-o", "name", check=False).split()
+    return [n for n in names if n.endswith(f".{strimzi.GROUP}")]
+
+
+def _stuck(admin: KubectlRunner) -> str:
+    report = []
+    for name in CRD_NAMES:
+        crd = admin.json("get", "crd", name)
+        if crd:
+            conditions = (crd.get("status") or {}).get("conditions")
+            report.append(f"{name}: {crd['metadata'].get('finalizers')} {conditions}")
+    return "; ".join(report)
+
+
 def remove_crds(admin: KubectlRunner) -> None:
-    """Strimzi's CRDs (and every object of them) gone, and gone from discovery."""
-    admin("delete", "crd", *CRD_NAMES, "--ignore-not-found", "--wait=true", timeout=120)
+    """Strimzi's CRDs (and every object of them) gone, and gone from discovery. Objects
+    first, then the CRDs, each without kubectl's --wait (a watch): the CRDs' absence is
+    polled for instead."""
+    if _crds_left(admin):
+        kinds = ",".join(CRD_NAMES)
+        admin("delete", kinds, "--all", "-A", "--ignore-not-found", "--wait=false", check=False)
+        admin("delete", "crd", *CRD_NAMES, "--ignore-not-found", "--wait=false")
+    try:
+        wait_until(lambda: not _crds_left(admin), 180, "Strimzi's CRDs are deleted", interval=1)
+    except TimeoutError as exc:
+        raise AssertionError(f"{exc}: {_stuck(admin)}") from exc
     wait_until(
         lambda: "NotFound" in admin("get", "--raw", GROUP_PATH, check=False),
         60,
