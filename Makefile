@@ -9,7 +9,7 @@ PYTEST := $(PY) -m pytest -p no:cacheprovider
 
 .DEFAULT_GOAL := help
 
-.PHONY: help setup tools images kind-up kind-down env docker-up docker-down operator demo demo-down \
+.PHONY: help setup tools strimzi-crds images kind-up kind-down env docker-up docker-down operator demo demo-down \
 	demo-local test test-unit test-integration test-e2e lint format bench crd clean
 
 help: ## List the targets
@@ -28,6 +28,9 @@ setup: $(STAMP) ## Install Python deps, Debian packages (kcat, Java, Maven, dock
 
 tools: $(STAMP) ## Build the Go tools: Kubernetes, etcd, helm, kind, crictl, coredns, local-path (cached)
 	$(PY) -m inshape_hack.gotools --kind
+
+strimzi-crds: $(STAMP) ## Strimzi's CRDs of 0.45.0 (v1beta2) and 1.2.0 (v1), made from Maven Central's jars (cached)
+	$(PY) -m inshape_hack.strimzi_crds
 
 images: setup ## Docker (own daemon if none answers), the kind node image, the project's and Kafka's images (cached)
 	$(PY) -m inshape_hack.kindtesting prepare

@@ -17,7 +17,7 @@ import kubernetes
 from kubernetes.client.exceptions import ApiException
 
 from inshape_api.names import API_GROUP, API_VERSION, PLURAL
-from inshape_operator import strimzi
+from inshape_operator import discovery, strimzi
 
 JSON = dict[str, Any]
 T = TypeVar("T")
@@ -63,6 +63,7 @@ class Kube:
         self.core = kubernetes.client.CoreV1Api(self.api)
         self.apps = kubernetes.client.AppsV1Api(self.api)
         self.custom = kubernetes.client.CustomObjectsApi(self.api)
+        self.kafka_version = discovery.VersionCache(self.discover_kafka_version)
 
     # --- reads --------------------------------------------------------------------------------
 
@@ -94,20 +95,59 @@ class Kube:
             )
         )
 
+    def get_path(self, path: str) -> JSON | None:
+        """GET a path of the API (discovery documents); None on 404."""
+        params = self.api.param_serialize(
+            method="GET",
+            resource_path=path,
+            header_params={"Accept": "application/json"},
+            auth_settings=["BearerToken"],
+        )
+        response: Any = self.api.call_api(*params)  # RESTResponse, untyped
+        response.read()
+        if response.status == _NOT_FOUND:
+            return None
+        if not 200 <= response.status < 300:
+            raise ApiException(status=response.status, reason=response.reason)
+        return cast(JSON, json.loads(response.data))
+
+    def discover_kafka_version(self) -> str | None:
+        """The version of kafka.strimzi.io serving `kafkas` (v1 preferred), None if none."""
+
+        def has_kafkas(version: str) -> bool:
+            found = self.get_path(f"/apis/{strimzi.GROUP}/{version}")
+            return discovery.lists_resource(found, strimzi.PLURAL)
+
+        group = self.get_path(f"/apis/{strimzi.GROUP}")
+        return discovery.served_version(group, strimzi.VERSIONS, has_kafkas)
+
     def get_kafka(self, namespace: str, name: str) -> JSON | None:
-        """The Strimzi Kafka resource, or None if it (or its CRD) does not exist."""
-        return absent_as_none(
-            lambda: _json(
-                self.custom.get_namespaced_custom_object(
-                    strimzi.GROUP,
-                    "v1beta2",
-                    namespace,
-                    strimzi.PLURAL,
-                    name,
-                    _preload_content=False,
+        """The Strimzi Kafka resource in the version the cluster serves, or None if it (or its
+        CRD) does not exist. A 404 asks discovery again: the CRDs may have been replaced."""
+
+        def read(version: str) -> JSON | None:
+            return absent_as_none(
+                lambda: _json(
+                    self.custom.get_namespaced_custom_object(
+                        strimzi.GROUP,
+                        version,
+                        namespace,
+                        strimzi.PLURAL,
+                        name,
+                        _preload_content=False,
+                    )
                 )
             )
-        )
+
+        version = self.kafka_version.get()
+        if version is None:  # no Kafka CRD served (asked again once the cache expires)
+            return None
+        found = read(version)
+        if found is None:
+            again = self.kafka_version.refresh()
+            if again is not None and again != version:
+                found = read(again)
+        return found
 
     def get_secret(self, namespace: str, name: str) -> JSON | None:
         """A Secret a policy names for Kafka (RBAC: get only, no list or watch)."""

@@ -17,7 +17,7 @@ from inshape_api import kafka_connection
 from inshape_api.kafka_connection import KafkaConnection
 from inshape_api.names import LABEL_RUN, ROLLBACK_ANNOTATION
 from inshape_api.result import KAFKA_AUTH_FAILED, KAFKA_SECRET_MISSING, RunResult
-from inshape_api.spec import Policy, SpecError, parse_policy
+from inshape_api.spec import KafkaSourceSpec, Policy, SpecError, parse_policy
 from inshape_api.status import PolicyStatus
 from inshape_operator import job_builder, kafka_credentials, results, rollout, strimzi, triggers
 from inshape_operator.conditions import parse_time
@@ -124,10 +124,23 @@ def connection_of(readers: Readers, policy: Policy) -> KafkaConnection:
         assert source.bootstrapServers is not None  # the spec names exactly one of the two
         return kafka_connection.resolve(source, source.bootstrapServers)
     found = readers.kube.get_kafka(policy.namespace, source.strimziCluster)
-    picked = strimzi.resolve(found, source.strimziCluster, policy.namespace)
-    return kafka_connection.resolve(
-        source, picked.servers, listener=picked.listener, cluster=source.strimziCluster
+    picked = strimzi.resolve(
+        found, source.strimziCluster, policy.namespace, asked_authentication(source)
     )
+    return kafka_connection.resolve(
+        source,
+        picked.servers,
+        listener=picked.listener,
+        listener_tls=picked.tls,
+        cluster=source.strimziCluster,
+    )
+
+
+def asked_authentication(source: KafkaSourceSpec) -> strimzi.Authentication | None:
+    """How the policy authenticates, in Strimzi's terms (the spec admits only those with
+    strimziCluster)."""
+    kind = source.authentication.type if source.authentication else None
+    return next((a for a in strimzi.AUTHENTICATIONS if a == kind), None)
 
 
 def kafka_view(readers: Readers, policy: Policy | None) -> KafkaView:

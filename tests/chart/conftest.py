@@ -20,6 +20,8 @@ JSON = dict[str, Any]
 # Offline renders have no cluster to discover the CRD from; the example needs it (see
 # templates/example.yaml), so tell helm it is there.
 POLICY_API = ["--api-versions", "inshape.dev/v1alpha1/ModelUpdatePolicy"]
+# A cluster whose Strimzi serves kafka.strimzi.io/v1 (0.49 and later).
+STRIMZI_V1 = ["--api-versions", "kafka.strimzi.io/v1/Kafka"]
 
 
 def helm(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -59,9 +61,13 @@ def render_text(
 
 
 def render(
-    values: Mapping[str, Any] | None = None, *, release: str = "inshape", namespace: str = "inshape"
+    values: Mapping[str, Any] | None = None,
+    *,
+    release: str = "inshape",
+    namespace: str = "inshape",
+    extra: Iterable[str] = (),
 ) -> list[JSON]:
-    text = render_text(values, release=release, namespace=namespace)
+    text = render_text(values, release=release, namespace=namespace, extra=extra)
     return [doc for doc in yaml.safe_load_all(text) if doc]
 
 

@@ -11,11 +11,22 @@ from typing import Any
 import pytest
 import yaml
 
-from inshape_operator import config, crd
-from tests.chart.conftest import CHART, JSON, POLICY_API, ROOT, find, helm, one, pod_spec, render
+from inshape_operator import config, crd, strimzi
+from tests.chart.conftest import (
+    CHART,
+    JSON,
+    POLICY_API,
+    ROOT,
+    STRIMZI_V1,
+    find,
+    helm,
+    one,
+    pod_spec,
+    render,
+)
 
 HELM_LABELS = ("helm.sh/", "app.kubernetes.io/")
-STRIMZI_KINDS = {"Kafka", "KafkaNodePool", "KafkaTopic"}
+STRIMZI_KINDS = {"Kafka", "KafkaNodePool", "KafkaTopic", "KafkaUser"}
 
 
 def workloads(objects: list[JSON]) -> list[JSON]:
@@ -363,13 +374,15 @@ def test_manifests_serving_is_what_the_chart_renders_for_digits() -> None:
 
 def test_manifests_strimzi_is_what_the_chart_renders() -> None:
     objects = render(
-        {"strimzi.enabled": True, "strimzi.clusterName": "my-cluster"}, namespace="kafka"
+        {"strimzi.enabled": True, "strimzi.clusterName": "my-cluster"},
+        namespace="kafka",
+        extra=STRIMZI_V1,
     )
     rendered = by_kind_and_name([o for o in objects if o["kind"] in STRIMZI_KINDS])
     manifest = by_kind_and_name(load_all(ROOT / "manifests" / "strimzi" / "kafka.yaml"))
     assert manifest == rendered
     kafka = manifest[("Kafka", "my-cluster")]
-    assert kafka["metadata"]["annotations"]["strimzi.io/kraft"] == "enabled"
+    assert kafka["apiVersion"] == "kafka.strimzi.io/v1"
     examples = [load_all(p)[0] for p in sorted((ROOT / "manifests" / "examples").glob("*.yaml"))]
     assert {e["spec"]["source"]["kafka"]["bootstrapServers"] for e in examples} == {
         "my-cluster-kafka-bootstrap.kafka:9092"
@@ -402,3 +415,115 @@ def test_notes_name_the_next_commands() -> None:
 def test_notes_without_the_example_say_how_to_apply_one(values: list[str]) -> None:
     notes = helm("install", "inshape", str(CHART), "--dry-run=client", "-n", "ml", *values).stdout
     assert "kubectl apply -n ml -f manifests/examples/digits.yaml" in notes
+
+
+# --- Strimzi: the served API version, and the listener and user of the policy's authentication -
+
+
+def strimzi_objects(values: dict[str, Any] | None = None, *extra: str) -> list[JSON]:
+    objects = render(
+        {"strimzi.enabled": True, "example.enabled": True, **(values or {})}, extra=extra
+    )
+    return [o for o in objects if o["kind"] in STRIMZI_KINDS | {"ModelUpdatePolicy"}]
+
+
+@pytest.mark.parametrize(
+    ("values", "extra", "version"),
+    [
+        ({}, [], "v1beta2"),
+        ({}, STRIMZI_V1, "v1"),
+        ({"strimzi.apiVersion": "v1"}, [], "v1"),
+        ({"strimzi.apiVersion": "v1beta2"}, STRIMZI_V1, "v1beta2"),
+    ],
+)
+def test_strimzi_objects_use_the_version_the_cluster_serves(
+    values: dict[str, Any], extra: list[str], version: str
+) -> None:
+    objects = [o for o in strimzi_objects(values, *extra) if o["kind"] in STRIMZI_KINDS]
+    assert {o["apiVersion"] for o in objects} == {f"kafka.strimzi.io/{version}"}
+    annotations = one(objects, "Kafka")["metadata"].get("annotations") or {}
+    # v1 has no node-pools or KRaft switches: both are always on.
+    assert bool(annotations) == (version == "v1beta2")
+
+
+def test_without_authentication_only_the_plain_listener_and_no_user() -> None:
+    objects = strimzi_objects()
+    kafka = one(objects, "Kafka")
+    assert [item["name"] for item in kafka["spec"]["kafka"]["listeners"]] == ["plain"]
+    assert "userOperator" not in kafka["spec"]["entityOperator"]
+    assert not find(objects, "KafkaUser")
+    assert "authentication" not in one(objects, "ModelUpdatePolicy")["spec"]["source"]["kafka"]
+
+
+def ready(kafka: JSON) -> JSON:
+    """The rendered Kafka as Strimzi reports it once Ready."""
+    listeners = [
+        {"name": item["name"], "bootstrapServers": f"b:{item['port']}"}
+        for item in kafka["spec"]["kafka"]["listeners"]
+    ]
+    status = {"conditions": [{"type": "Ready", "status": "True"}], "listeners": listeners}
+    return {**kafka, "status": status}
+
+
+@pytest.mark.parametrize(
+    ("authentication", "listener", "policy_auth"),
+    [
+        (
+            "scram-sha-512",
+            "scram",
+            {
+                "type": "scram-sha-512",
+                "username": "inshape-user",
+                "passwordSecret": {"secretName": "inshape-user", "password": "password"},
+            },
+        ),
+        (
+            "tls",
+            "mtls",
+            {
+                "type": "tls",
+                "certificateAndKey": {
+                    "secretName": "inshape-user",
+                    "certificate": "user.crt",
+                    "key": "user.key",
+                },
+            },
+        ),
+    ],
+)
+def test_authentication_adds_its_listener_a_user_and_the_policy_signs_in_as_it(
+    authentication: strimzi.Authentication, listener: str, policy_auth: JSON
+) -> None:
+    objects = strimzi_objects({"strimzi.authentication": authentication}, *STRIMZI_V1)
+    kafka = one(objects, "Kafka")
+    assert [item["name"] for item in kafka["spec"]["kafka"]["listeners"]] == ["plain", listener]
+    assert kafka["spec"]["entityOperator"]["userOperator"] == {}
+    user = one(objects, "KafkaUser", "inshape-user")
+    assert user["metadata"]["labels"]["strimzi.io/cluster"] == "inshape-kafka"
+    assert user["spec"]["authentication"] == {"type": authentication}
+    secret_labels = user["spec"]["template"]["secret"]["metadata"]["labels"]
+    assert secret_labels["app.kubernetes.io/instance"] == "inshape"
+    source = one(objects, "ModelUpdatePolicy")["spec"]["source"]["kafka"]
+    assert source["authentication"] == policy_auth
+    # The operator picks that listener for that policy, with the cluster CA to trust.
+    found = strimzi.resolve(ready(kafka), "inshape-kafka", "inshape", authentication)
+    assert (found.listener, found.ca_secret) == (listener, "inshape-kafka-cluster-ca-cert")
+
+
+def test_the_user_name_can_be_chosen() -> None:
+    values = {"strimzi.authentication": "scram-sha-512", "strimzi.user": "digits"}
+    objects = strimzi_objects(values)
+    assert one(objects, "KafkaUser", "digits")
+    auth = one(objects, "ModelUpdatePolicy")["spec"]["source"]["kafka"]["authentication"]
+    assert auth["username"] == auth["passwordSecret"]["secretName"] == "digits"
+
+
+@pytest.mark.parametrize(
+    "setting",
+    ["strimzi.authentication=plain", "strimzi.apiVersion=v2", "strimzi.user=Not_A_Name"],
+)
+def test_the_schema_refuses_unknown_strimzi_settings(setting: str) -> None:
+    result = helm(
+        "template", "x", str(CHART), "--set", f"strimzi.enabled=true,{setting}", check=False
+    )
+    assert result.returncode != 0 and "values don't meet the specifications" in result.stderr

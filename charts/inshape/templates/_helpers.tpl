@@ -89,6 +89,23 @@ app.kubernetes.io/part-of: inshape
 {{- default (include "inshape.componentName" (list . "kafka")) .Values.strimzi.clusterName }}
 {{- end }}
 
+{{/* The kafka.strimzi.io version rendered: strimzi.apiVersion, else v1 where the cluster serves
+it (Strimzi 0.49+), else v1beta2. */}}
+{{- define "inshape.strimziApiVersion" -}}
+{{- if .Values.strimzi.apiVersion }}
+{{- printf "kafka.strimzi.io/%s" .Values.strimzi.apiVersion }}
+{{- else if .Capabilities.APIVersions.Has "kafka.strimzi.io/v1/Kafka" }}
+{{- "kafka.strimzi.io/v1" }}
+{{- else }}
+{{- "kafka.strimzi.io/v1beta2" }}
+{{- end }}
+{{- end }}
+
+{{/* The KafkaUser (and its Secret) the example policy signs in as. */}}
+{{- define "inshape.kafkaUser" -}}
+{{- default (include "inshape.componentName" (list . "user")) .Values.strimzi.user }}
+{{- end }}
+
 {{/* The example policy from files/examples, with this release's Kafka, MLflow and target. */}}
 {{- define "inshape.examplePolicy" -}}
 {{- $file := printf "files/examples/%s.yaml" .Values.example.policy }}
@@ -99,6 +116,14 @@ app.kubernetes.io/part-of: inshape
 {{- else if .Values.strimzi.enabled }}
 {{- $_ := unset $kafka "bootstrapServers" }}
 {{- $_ := set $kafka "strimziCluster" (include "inshape.kafkaName" .) }}
+{{- $user := include "inshape.kafkaUser" . }}
+{{- if eq .Values.strimzi.authentication "scram-sha-512" }}
+{{- $password := dict "secretName" $user "password" "password" }}
+{{- $_ := set $kafka "authentication" (dict "type" "scram-sha-512" "username" $user "passwordSecret" $password) }}
+{{- else if eq .Values.strimzi.authentication "tls" }}
+{{- $key := dict "secretName" $user "certificate" "user.crt" "key" "user.key" }}
+{{- $_ := set $kafka "authentication" (dict "type" "tls" "certificateAndKey" $key) }}
+{{- end }}
 {{- else }}
 {{- fail "example.enabled needs a Kafka: set kafka.bootstrapServers or strimzi.enabled" }}
 {{- end }}
