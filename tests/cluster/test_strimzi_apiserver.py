@@ -16,6 +16,7 @@ import pytest
 import yaml
 from kubernetes.client.exceptions import ApiException
 
+from inshape_api.spec import Policy, parse_spec
 from inshape_hack.apiserver import ApiServer
 from inshape_hack.helm import helm_binary
 from inshape_hack.kubeconfig import api_client, kube_env
@@ -23,6 +24,8 @@ from inshape_hack.kubectl import KubectlRunner
 from inshape_hack.strimzi_crds import RELEASES, Release
 from inshape_operator import strimzi
 from inshape_operator.kube import Kube
+from inshape_operator.lag import LagReader
+from inshape_operator.observe import Readers, connection_of
 from tests.chart.conftest import CHART
 from tests.cluster.strimzi_setup import (
     create_namespace,
@@ -30,6 +33,7 @@ from tests.cluster.strimzi_setup import (
     install_crds,
     kafka_version,
 )
+from tests.unit.test_operator_crd import MTLS, SCRAM, example_spec
 
 pytestmark = pytest.mark.integration
 
@@ -95,6 +99,33 @@ def test_each_authentication_resolves_to_its_listener(
         authentication=authentication,
         ca_secret=ca_secret,
     )
+
+
+@pytest.mark.parametrize(
+    ("authentication", "protocol", "listener"),
+    [(None, "PLAINTEXT", "plain"), (SCRAM, "SASL_SSL", "scram"), (MTLS, "SSL", "mtls")],
+    ids=["none", "scram-sha-512", "tls"],
+)
+def test_a_policy_gets_the_connection_its_jobs_use(
+    installed: Installed,
+    authentication: dict[str, object] | None,
+    protocol: str,
+    listener: str,
+) -> None:
+    """The operator's own path from a parsed policy to the Job's connection: the listener that
+    matches, TLS from it, and the cluster CA trusted by name."""
+    raw = example_spec()
+    kafka = raw["source"]["kafka"]
+    kafka.pop("bootstrapServers")
+    kafka["strimziCluster"] = CLUSTER
+    if authentication is not None:
+        kafka["authentication"] = authentication
+    policy = Policy("digits", installed.namespace, parse_spec(raw))
+    readers = Readers(operator_kube(installed.server), LagReader())
+    connection = connection_of(readers, policy)
+    assert (connection.protocol, connection.listener) == (protocol, listener)
+    trusted = [t.secretName for t in connection.trustedCertificates]
+    assert trusted == ([] if protocol == "PLAINTEXT" else [CA_SECRET])
 
 
 def test_a_missing_kafka_is_not_found(installed: Installed) -> None:
