@@ -42,13 +42,12 @@ from inshape_jobs.drain import TopicReader
 from tests.conftest import SecureKafka
 from tests.integration.helpers import digits_policy
 from tests.integration.test_kafka_security import (
-    PARTITIONS,
     TIMEOUTS,
     WAYS,
     Way,
+    fill_through,
     lag,
     produce,
-    security,
 )
 
 pytestmark = pytest.mark.integration
@@ -101,13 +100,9 @@ def test_the_drain_reads_through_the_raw_path_and_commits(
     unique_name: str,
     admin_for: Callable[[str, KafkaSecurity], KafkaAdminClient],
 ) -> None:
-    address = secure_kafka.broker.address(way.role)
-    how = security(way, secure_kafka.pki, secure_kafka.user)
-    topic, group = f"{unique_name}-events", f"{unique_name}-group"
-    admin = admin_for(address, how)
-    admin.create_topics([NewTopic(topic, PARTITIONS, 1)])
-    values = [f"record-{index}".encode() for index in range(RECORDS)]
-    produce(address, how, topic, values)
+    filled = fill_through(way, secure_kafka, unique_name, admin_for, RECORDS)
+    address, how, topic, group = filled.address, filled.how, filled.topic, filled.group
+    admin, values = filled.admin, filled.values
     probe(address, how)  # accepted: returns
 
     reader = TopicReader(address, topic, group, stall_timeout=30, security=how)

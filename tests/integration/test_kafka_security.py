@@ -102,6 +102,35 @@ def produce(address: str, how: KafkaSecurity, topic: str, values: list[bytes]) -
         producer.close(timeout=10)
 
 
+@dataclass(frozen=True)
+class Filled:
+    """A topic of RECORDS values made and filled through one listener."""
+
+    address: str
+    how: KafkaSecurity
+    topic: str
+    group: str
+    admin: KafkaAdminClient
+    values: list[bytes]
+
+
+def fill_through(
+    way: Way,
+    secure_kafka: SecureKafka,
+    unique_name: str,
+    admin_for: Callable[[str, KafkaSecurity], KafkaAdminClient],
+    records: int = RECORDS,
+) -> Filled:
+    address = secure_kafka.broker.address(way.role)
+    how = security(way, secure_kafka.pki, secure_kafka.user)
+    topic, group = f"{unique_name}-events", f"{unique_name}-group"
+    admin = admin_for(address, how)
+    admin.create_topics([NewTopic(topic, PARTITIONS, 1)])
+    values = [f"record-{index}".encode() for index in range(records)]
+    produce(address, how, topic, values)
+    return Filled(address, how, topic, group, admin, values)
+
+
 def lag(admin: KafkaAdminClient, topic: str, group: str) -> int:
     """The group's lag as the operator reads it (inshape_operator.lag), through ``admin``."""
     tps = [TopicPartition(topic, partition) for partition in range(PARTITIONS)]
@@ -124,13 +153,9 @@ def test_a_group_reads_and_commits_and_its_lag_is_read_through_the_listener(
     unique_name: str,
     admin_for: Callable[[str, KafkaSecurity], KafkaAdminClient],
 ) -> None:
-    address = secure_kafka.broker.address(way.role)
-    how = security(way, secure_kafka.pki, secure_kafka.user)
-    topic, group = f"{unique_name}-events", f"{unique_name}-group"
-    admin = admin_for(address, how)
-    admin.create_topics([NewTopic(topic, PARTITIONS, 1)])
-    values = [f"record-{index}".encode() for index in range(RECORDS)]
-    produce(address, how, topic, values)
+    filled = fill_through(way, secure_kafka, unique_name, admin_for)
+    address, how, topic, group = filled.address, filled.how, filled.topic, filled.group
+    admin, values = filled.admin, filled.values
 
     consumer = KafkaConsumer(
         topic,
