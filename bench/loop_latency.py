@@ -74,6 +74,7 @@ def main() -> None:
             topic = f"{ns}-{name}"
             if previous:
                 bench.delete_policy(previous)
+            bench.opt_in(SERVING, name)
             bench.create_policy(
                 policy_document(
                     name,

@@ -40,7 +40,9 @@ def main() -> None:
         for run in range(args.runs):
             name = f"p{run}"
             topic = f"{ns}-{name}"
-            bench.create_deployment(serving_deployment(name, ns, endpoints.image, replicas=0))
+            bench.create_deployment(
+                serving_deployment(name, ns, endpoints.image, replicas=0, policy=name)
+            )
             bench.create_policy(
                 policy_document(name, ns, endpoints, topic, target={"deployment": name})
             )

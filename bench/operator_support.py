@@ -30,7 +30,7 @@ from inshape_hack.kubeconfig import api_client
 from inshape_hack.operator_process import OPERATOR_ARGV, OperatorProcess
 from inshape_hack.paths import REPO_ROOT
 from inshape_hack.polling import wait_until
-from inshape_hack.serving import model_uri_of, model_uri_patch, pod_ready
+from inshape_hack.serving import model_uri_of, model_uri_patch, opt_in_patch, pod_ready
 from inshape_jobs.produce import encoded, produce
 from inshape_jobs.streams import digits_records
 from inshape_operator.results import job_state
@@ -275,6 +275,11 @@ class OperatorBench:
     def create_job(self, body: dict[str, Any]) -> None:
         batch = kubernetes.client.BatchV1Api(self.client)
         batch.create_namespaced_job(self.ns, body)  # type: ignore[arg-type]
+
+    def opt_in(self, deployment: str, policy: str) -> None:
+        """The Deployment's owner lets ``policy`` patch it (the operator refuses otherwise)."""
+        apps = kubernetes.client.AppsV1Api(self.client)
+        apps.patch_namespaced_deployment(deployment, self.ns, opt_in_patch(policy))
 
     def patch_model_uri(self, deployment: str, uri: str) -> None:
         """The bare patch of a Deployment's MODEL_URI: the floor of the operator's rollout."""

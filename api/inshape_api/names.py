@@ -21,6 +21,8 @@ ANNOTATION_TRIGGER = f"{API_GROUP}/trigger"
 ANNOTATION_GENERATION = f"{API_GROUP}/policy-generation"
 ROLLBACK_ANNOTATION = f"{API_GROUP}/rollback"
 FINALIZER = f"{API_GROUP}/finalizer"
+# On a target Deployment, set by its owner: the one policy allowed to patch it.
+TARGET_OPT_IN_LABEL = LABEL_POLICY
 
 # The update Job's container and what the operator hands it.
 UPDATE_CONTAINER = "update"

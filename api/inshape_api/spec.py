@@ -254,6 +254,28 @@ class EvaluationSpec:
     )
 
 
+# Env vars a policy may not set on a Deployment: they change what runs or whom it trusts
+# (the loader, the interpreter, the CA store, proxies, MLflow's credentials), not the model.
+RESERVED_ENV_NAMES: tuple[str, ...] = (
+    "PATH",
+    "HOME",
+    "SHELL",
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+)
+RESERVED_ENV_PREFIXES: tuple[str, ...] = ("LD_", "DYLD_", "PYTHON", "SSL_", "MLFLOW_TRACKING_")
+
+
+def reserved_env(name: str) -> bool:
+    return name in RESERVED_ENV_NAMES or name.startswith(RESERVED_ENV_PREFIXES)
+
+
 @dataclass(frozen=True)
 class TargetSpec:
     deployment: str = field(metadata=doc("Serving Deployment, same namespace.", pattern=DNS_LABEL))
@@ -446,6 +468,11 @@ def _check_cross_fields(spec: PolicySpec) -> None:
     if len(set(kafka.features)) != len(kafka.features):
         raise SpecError("spec.source.kafka.features", "names must be unique")
     _check_kafka_security(kafka)
+    if spec.target is not None and reserved_env(spec.target.env):
+        raise SpecError(
+            "spec.target.env",
+            f"{spec.target.env!r} is reserved: it changes what the Deployment runs or trusts",
+        )
     if spec.model.strategy == "retrain" and spec.model.window is None:
         raise SpecError("spec.model.window", "is required when strategy is retrain")
     ev = spec.evaluation

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from inshape_api.names import TARGET_OPT_IN_LABEL
 from inshape_hack.podsecurity import RESTRICTED_CONTAINER
 
 CONTAINER = "server"
@@ -23,12 +24,14 @@ def serving_deployment(
     *,
     replicas: int = 1,
     http_port: int | None = None,
+    policy: str | None = None,
 ) -> dict[str, Any]:
     """A Deployment `restricted` admits, serving INITIAL_URI.
 
     Without ``http_port`` its container is a long-running process and nothing more. With it,
     it runs `python -m http.server` on the pod's IP behind an httpGet readiness probe, and a
     rollout starts the new pod before it stops the old one: a new pod is Ready once it answers.
+    ``policy`` is the policy its owner lets patch it (the opt-in label).
     """
     container: dict[str, Any] = {
         "name": CONTAINER,
@@ -59,12 +62,15 @@ def serving_deployment(
         container["ports"] = [{"name": "http", "containerPort": http_port}]
         container["readinessProbe"] = {"httpGet": {"path": "/", "port": "http"}, "periodSeconds": 1}
         spec["strategy"] = {"rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": spec,
-    }
+    metadata: dict[str, Any] = {"name": name, "namespace": namespace}
+    if policy is not None:
+        metadata["labels"] = {TARGET_OPT_IN_LABEL: policy}
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": metadata, "spec": spec}
+
+
+def opt_in_patch(policy: str) -> dict[str, Any]:
+    """The merge patch by which a Deployment's owner lets ``policy`` patch it."""
+    return {"metadata": {"labels": {TARGET_OPT_IN_LABEL: policy}}}
 
 
 def model_uri_patch(uri: str) -> list[dict[str, Any]]:

@@ -26,6 +26,8 @@ import yaml
 from inshape_api.names import API_GROUP, API_VERSION, KIND, PLURAL, SINGULAR
 from inshape_api.spec import (
     CLEAR_TEXT_RISKS,
+    RESERVED_ENV_NAMES,
+    RESERVED_ENV_PREFIXES,
     STRIMZI_TYPES,
     CertSecretSource,
     EvaluationSpec,
@@ -33,6 +35,7 @@ from inshape_api.spec import (
     KafkaSourceSpec,
     ModelSpec,
     PolicySpec,
+    TargetSpec,
 )
 from inshape_api.status import PolicyStatus
 
@@ -141,6 +144,16 @@ RULES: dict[type, list[dict[str, str]]] = {
             "message": "certificateAndKey is for type tls; SASL types use passwordSecret",
             "fieldPath": ".certificateAndKey",
             "reason": "FieldValueInvalid",
+        },
+    ],
+    TargetSpec: [
+        {
+            "rule": f"!has(self.env) || !(self.env in {_cel(list(RESERVED_ENV_NAMES))} || "
+            + " || ".join(f"self.env.startsWith({_cel(p)})" for p in RESERVED_ENV_PREFIXES)
+            + ")",
+            "message": "env is reserved: it changes what the Deployment runs or trusts",
+            "fieldPath": ".env",
+            "reason": "FieldValueForbidden",
         },
     ],
     ModelSpec: [

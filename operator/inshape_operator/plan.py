@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from inshape_api.names import TARGET_OPT_IN_LABEL
 from inshape_api.status import Champion, PolicyStatus
 from inshape_operator import job_builder, rollout, status, triggers
 from inshape_operator.config import OperatorConfig
@@ -142,6 +143,13 @@ def target_rollout(world: World, champion: Champion | None) -> tuple[Rollout, Ta
         return Rollout(
             True, problem=Problem("TargetNotFound", f"Deployment {where} does not exist")
         ), None
+    ref = world.policy.ref
+    if world.target.opted_in_policy != ref.name:
+        message = (
+            f"Deployment {ref.namespace}/{target.deployment} does not name this policy: its "
+            f"owner opts in with the label {TARGET_OPT_IN_LABEL}={ref.name}"
+        )
+        return Rollout(True, problem=Problem("TargetNotOptedIn", message)), None
     try:
         ops = rollout.env_patch(world.target, target, world.policy.ref.namespace, champion.uri)
     except rollout.TargetError as exc:

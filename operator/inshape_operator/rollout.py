@@ -7,7 +7,9 @@ was read makes the patch fail (422) instead of writing to the wrong place; the n
 reads it again. Replacing the whole env entry also drops a `valueFrom` the entry may have had.
 
 Only Deployments in the policy's own namespace can be targets: spec.target.deployment is a DNS
-label (never `namespace/name`), and the Deployment read must say the policy's namespace.
+label (never `namespace/name`), and the Deployment read must say the policy's namespace. And
+only those whose owner opted in: the Deployment's `inshape.dev/policy` label names the policy
+(whoever may create a policy may not thereby rewrite any Deployment of the namespace).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from inshape_api.names import TARGET_OPT_IN_LABEL
 from inshape_api.spec import TargetSpec
 from inshape_operator.world import Container, EnvVar, Workload
 
@@ -58,7 +61,13 @@ def workload(deployment: Mapping[str, Any]) -> Workload:
                 ),
             )
         )
-    return Workload(str(meta.get("name")), str(meta.get("namespace")), tuple(containers))
+    opted_in = (meta.get("labels") or {}).get(TARGET_OPT_IN_LABEL)
+    return Workload(
+        str(meta.get("name")),
+        str(meta.get("namespace")),
+        tuple(containers),
+        opted_in_policy=str(opted_in) if opted_in else None,
+    )
 
 
 def select_container(target: Workload, container: str | None) -> int:

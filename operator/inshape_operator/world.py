@@ -108,6 +108,7 @@ class Workload:
     name: str
     namespace: str
     containers: tuple[Container, ...]
+    opted_in_policy: str | None = None  # the policy its owner lets patch it (label)
 
 
 @dataclass(frozen=True)

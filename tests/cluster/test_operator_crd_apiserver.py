@@ -112,6 +112,10 @@ def mutated(change: Callable[[dict[str, Any]], Any]) -> dict[str, Any]:
         (lambda s: s["trigger"].update(schedule="*/15 9-17 * * mon-fri"), None),
         (lambda s: s["trigger"].update(schedule="@hourly"), None),
         (lambda s: s.update(bogus=1), 'unknown field "spec.bogus"'),
+        (
+            lambda s: s["target"].update(env="PYTHONPATH"),
+            "spec.target.env: Forbidden: env is reserved",
+        ),
         (lambda s: s["source"]["kafka"].update(tls={"trustedCertificates": [CA]}, **SCRAM), None),
         (
             lambda s: s["source"]["kafka"].update(

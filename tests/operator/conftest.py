@@ -15,6 +15,7 @@ from typing import Any, Protocol, TypeVar
 import pytest
 import yaml
 
+from inshape_api.names import TARGET_OPT_IN_LABEL
 from inshape_api.spec import Policy, parse_policy
 from inshape_hack.kindtesting import KindEnv, apply_policy_crd, eventually
 from inshape_hack.kubectl import KubectlRunner as Kubectl
@@ -73,6 +74,11 @@ class World:
             "metadata": {"name": name, "namespace": self.namespace},
             "spec": document_spec,
         }
+        target = (document_spec.get("target") or {}).get("deployment")
+        if target:  # the Deployment's owner lets this policy patch it
+            self.kubectl(
+                "label", "deployment", target, f"{TARGET_OPT_IN_LABEL}={name}", "--overwrite"
+            )
         self.kubectl("apply", "-f", "-", stdin=json.dumps(document))
         return parse_policy(document)
 

@@ -17,6 +17,7 @@ from inshape_api.spec import (
     load_policy,
     parse_policy,
     parse_spec,
+    reserved_env,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -376,3 +377,21 @@ def test_yaml_nan_is_rejected_with_its_path() -> None:
     with pytest.raises(SpecError) as info:
         load_policy(environ={POLICY_ENV: text})
     assert info.value.path == "spec.evaluation.holdoutFraction"
+
+
+@pytest.mark.parametrize(
+    ("name", "reserved"),
+    [
+        ("MODEL_URI", False),
+        ("PATHS", False),
+        ("MY_PATH", False),
+        ("PATH", True),
+        ("LD_PRELOAD", True),
+        ("PYTHONPATH", True),
+        ("SSL_CERT_FILE", True),
+        ("https_proxy", True),
+        ("MLFLOW_TRACKING_TOKEN", True),
+    ],
+)
+def test_env_names_that_change_what_runs_are_reserved(name: str, reserved: bool) -> None:
+    assert reserved_env(name) is reserved

@@ -388,6 +388,13 @@ CROSS_FIELD_CASES = [
         "tls is required with authentication type tls (mutual TLS runs over TLS)",
     ),
     (
+        lambda s: s["target"].update(env="LD_PRELOAD"),
+        "spec.target.env",
+        "spec.target",
+        ".env",
+        "env is reserved: it changes what the Deployment runs or trusts",
+    ),
+    (
         lambda s: s["source"]["kafka"].update(authentication={**SCRAM, "type": "plain"}),
         "spec.source.kafka.tls",
         "spec.source.kafka",
@@ -407,7 +414,11 @@ def test_each_cross_field_rule_has_a_cel_rule(case: Any) -> None:
     matching = [r for r in rules if r["message"] == message]
     assert len(matching) == 1, f"no CEL rule at {holder} for {message!r}"
     assert matching[0].get("fieldPath") == field_path
-    assert matching[0]["reason"] in ("FieldValueInvalid", "FieldValueRequired")
+    assert matching[0]["reason"] in (
+        "FieldValueInvalid",
+        "FieldValueRequired",
+        "FieldValueForbidden",
+    )
 
 
 def test_cel_rules_fall_back_to_the_spec_defaults() -> None:

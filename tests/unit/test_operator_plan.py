@@ -43,10 +43,11 @@ SPEC: dict[str, Any] = {
 }
 
 
-def deployment(uri: str | None) -> dict[str, Any]:
+def deployment(uri: str | None, opted_in: str | None = "digits") -> dict[str, Any]:
     env = [{"name": "MODEL_URI", "value": uri}] if uri else []
+    labels = {"inshape.dev/policy": opted_in} if opted_in else {}
     return {
-        "metadata": {"name": "digits-serving", "namespace": "ml"},
+        "metadata": {"name": "digits-serving", "namespace": "ml", "labels": labels},
         "spec": {"template": {"spec": {"containers": [{"name": "server", "env": env}]}}},
     }
 
@@ -377,3 +378,13 @@ def test_merge_patch() -> None:
     assert merge_patch(current, desired) == {"b": {"d": 4, "e": 5}, "gone": None, "new": None}
     assert merge_patch(None, {"a": 1}) == {"a": 1}
     assert merge_patch(desired, desired) == {}
+
+
+@pytest.mark.parametrize("opted_in", [None, "another-policy"])
+def test_a_target_that_does_not_name_the_policy_is_never_patched(opted_in: str | None) -> None:
+    w = world(status=PolicyStatus(champion=V6))
+    p = plan(replace(w, target=workload(deployment(None, opted_in))), CONFIG)
+    assert p.patch is None
+    assert condition(p, "Degraded") == ("True", "TargetNotOptedIn")
+    found = p.status.condition("Degraded")
+    assert found is not None and "inshape.dev/policy=digits" in found.message
