@@ -52,6 +52,13 @@ SETTINGS: tuple[Setting, ...] = (
         "runAsUser/runAsGroup of update Job pods; empty keeps the image's user.",
     ),
     Setting(
+        "INSHAPE_JOB_IMAGES_ALLOWED",
+        "job_images_allowed",
+        "",
+        "Comma-separated images a policy's spec.job.image may name besides INSHAPE_JOB_IMAGE; "
+        "empty allows that one only (a policy author does not pick the code the operator runs).",
+    ),
+    Setting(
         "INSHAPE_NAMESPACES",
         "namespaces",
         "",
@@ -99,12 +106,16 @@ class OperatorConfig:
     job_image_pull_policy: str
     job_ttl_seconds: int
     job_run_as_user: int | None
+    job_images_allowed: tuple[str, ...]
     namespaces: tuple[str, ...]
     poll_seconds: float
     failure_backoff_seconds: float
     metrics_port: int
     health_port: int
     log_level: str
+
+    def image_allowed(self, image: str) -> bool:
+        return image == self.job_image or image in self.job_images_allowed
 
     @property
     def cluster_wide(self) -> bool:
@@ -142,6 +153,10 @@ def _choice(env: str, text: str, choices: tuple[str, ...]) -> str:
     return text
 
 
+def _list(text: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in text.split(",") if item.strip())
+
+
 def _nonempty(env: str, text: str) -> str:
     if not text.strip():
         raise ConfigError(f"{env}: must not be empty")
@@ -153,7 +168,8 @@ _PARSERS: dict[str, Callable[[str, str], Any]] = {
     "job_image_pull_policy": lambda env, text: _choice(env, text, _PULL_POLICIES),
     "job_ttl_seconds": lambda env, text: _int(env, text, 0),
     "job_run_as_user": lambda env, text: _int(env, text, 1) if text.strip() else None,
-    "namespaces": lambda env, text: tuple(ns.strip() for ns in text.split(",") if ns.strip()),
+    "job_images_allowed": lambda env, text: _list(text),
+    "namespaces": lambda env, text: _list(text),
     "poll_seconds": lambda env, text: _number(env, text, 1),
     "failure_backoff_seconds": lambda env, text: _number(env, text, 0),
     "metrics_port": lambda env, text: _int(env, text, 1, 65535),

@@ -82,6 +82,19 @@ def decide(world: World, config: OperatorConfig) -> triggers.Decision | None:
     )
 
 
+def image_refusal(world: World, config: OperatorConfig) -> Problem | None:
+    """Why the policy's spec.job.image may not run, if it may not."""
+    policy = world.policy.policy
+    image = policy.spec.job.image if policy is not None else None
+    if image is None or config.image_allowed(image):
+        return None
+    return Problem(
+        "ImageNotAllowed",
+        f"spec.job.image {image!r} is not in the operator's INSHAPE_JOB_IMAGES_ALLOWED "
+        "(the chart's jobs.allowedImages)",
+    )
+
+
 def job_to_create(
     world: World, decision: triggers.Decision | None, config: OperatorConfig
 ) -> dict[str, Any] | None:
@@ -90,7 +103,7 @@ def job_to_create(
     policy = world.policy.policy
     if policy is None or decision is None or not decision.start:
         return None
-    if world.kafka.runs_blocked:
+    if world.kafka.runs_blocked or image_refusal(world, config) is not None:
         return None
     last = world.policy.status.lastRun
     run = job_builder.RunRequest(
@@ -170,7 +183,14 @@ def plan(world: World, config: OperatorConfig, rollout_failure: Problem | None =
     running = job["metadata"]["name"] if job else (active.name if active else None)
     running_trigger = decision.trigger if job and decision else (active.trigger if active else None)
     progress = Progress(
-        spec_error(world), decision, running, running_trigger, champion, previous, target
+        spec_error(world),
+        decision,
+        running,
+        running_trigger,
+        champion,
+        previous,
+        target,
+        image_refusal(world, config),
     )
     desired, status_events = status.desired_status(world, progress)
     return Plan(

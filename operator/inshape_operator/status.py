@@ -61,6 +61,7 @@ class Progress:
     champion: Champion | None
     previous: Champion | None
     rollout: Rollout
+    refusal: Problem | None = None  # what the operator will not run for this policy
 
 
 def champion_of(run: FinishedRun, now: datetime) -> Champion | None:
@@ -154,7 +155,7 @@ def progressing(world: World, p: Progress) -> Condition:
 def degraded(world: World, p: Progress, run: LastRun | None) -> Condition:
     if p.spec_error:
         return _condition(DEGRADED, "True", "InvalidSpec", p.spec_error, world)
-    for problem in (world.kafka.problem, p.rollout.problem):
+    for problem in (p.refusal, world.kafka.problem, p.rollout.problem):
         if problem is not None:
             return _condition(DEGRADED, "True", problem.reason, problem.message, world)
     if run is not None and run.outcome == "Failed":

@@ -388,3 +388,17 @@ def test_a_target_that_does_not_name_the_policy_is_never_patched(opted_in: str |
     assert condition(p, "Degraded") == ("True", "TargetNotOptedIn")
     found = p.status.condition("Degraded")
     assert found is not None and "inshape.dev/policy=digits" in found.message
+
+
+def test_a_job_image_outside_the_allow_list_starts_nothing() -> None:
+    spec = {**SPEC, "job": {"image": "evil.example/miner:1"}}
+    p = plan(world(pending=5000, spec=spec), CONFIG)
+    assert p.job is None
+    assert condition(p, "Degraded") == ("True", "ImageNotAllowed")
+    allowed = replace(CONFIG, job_images_allowed=("evil.example/miner:1",))
+    q = plan(world(pending=5000, spec=spec), allowed)
+    assert q.job is not None
+    (container,) = q.job["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == "evil.example/miner:1"
+    own = {**SPEC, "job": {"image": CONFIG.job_image}}
+    assert plan(world(pending=5000, spec=own), CONFIG).job is not None
