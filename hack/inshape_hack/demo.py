@@ -34,7 +34,7 @@ RELEASE = "inshape"
 POLICY = "hyperplane"
 SERVING = "hyperplane-serving"
 TOPIC = "demo-hyperplane-events"
-MODEL = "demo-hyperplane"
+MODEL = "inshape-demo-hyperplane"
 
 
 @dataclass(frozen=True)

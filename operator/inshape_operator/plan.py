@@ -91,7 +91,7 @@ def image_refusal(world: World, config: OperatorConfig) -> Problem | None:
     return Problem(
         "ImageNotAllowed",
         f"spec.job.image {image!r} is not in the operator's INSHAPE_JOB_IMAGES_ALLOWED "
-        "(the chart's jobs.allowedImages)",
+        "(the chart's operator.job.allowedImages)",
     )
 
 

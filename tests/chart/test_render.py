@@ -54,6 +54,8 @@ def test_defaults_render_the_operator_mlflow_and_namespaced_rbac_only() -> None:
     assert kinds == sorted(
         [
             "CustomResourceDefinition",
+            "ValidatingAdmissionPolicy",
+            "ValidatingAdmissionPolicyBinding",
             "ServiceAccount",
             "Role",
             "RoleBinding",

@@ -129,6 +129,11 @@ it (Strimzi 0.49+), else v1beta2. */}}
 {{- end }}
 {{- with .Values.example.topic }}{{ $_ := set $kafka "topic" . }}{{ end }}
 {{- with .Values.example.modelName }}{{ $_ := set $policy.spec.model "name" . }}{{ end }}
+{{- /* Model names carry the namespace (admission.namespaceScopedNames): prefix the example's. */}}
+{{- $prefix := printf "%s-" .Release.Namespace }}
+{{- if not (hasPrefix $prefix $policy.spec.model.name) }}
+{{- $_ := set $policy.spec.model "name" (printf "%s%s" $prefix $policy.spec.model.name) }}
+{{- end }}
 {{- with .Values.example.minNewRecords }}{{ $_ := set $policy.spec.trigger "minNewRecords" . }}{{ end }}
 {{- $_ := set $policy.spec.mlflow "trackingUri" (include "inshape.mlflowUri" .) }}
 {{- $_ := set $policy.metadata "namespace" .Release.Namespace }}
