@@ -118,7 +118,7 @@ def test_defaults_are_applied() -> None:
     assert (spec.job.activeDeadlineSeconds, spec.job.backoffLimit, spec.job.resources) == (
         1800,
         2,
-        {},
+        ResourcesSpec(),
     )
     assert spec.suspend is False
 
