@@ -12,6 +12,7 @@ import pytest
 from inshape_api.spec import (
     POLICY_ENV,
     Policy,
+    ResourcesSpec,
     SpecError,
     dumps_policy,
     load_policy,
