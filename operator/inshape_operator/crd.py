@@ -234,7 +234,9 @@ RULES: dict[type, list[dict[str, str]]] = {
             "floor must be within [0, 1] for accuracy, f1_macro and roc_auc",
         ),
         _floor_rule(AT_MOST_ONE_METRICS, "self.floor <= 1.0", "floor must be at most 1 for r2"),
-        _floor_rule(ERROR_METRICS, "self.floor >= 0.0", "floor must be at least 0 for rmse and mae"),
+        _floor_rule(
+            ERROR_METRICS, "self.floor >= 0.0", "floor must be at least 0 for rmse and mae"
+        ),
     ],
     TriggerSpec: [
         _interval_rule(f">= {MIN_INTERVAL_SECONDS}", "maxInterval must be at least 1m"),

@@ -61,9 +61,9 @@ def validate(schema: dict[str, Any], value: Any, path: str = "") -> list[str]:
     """Errors of `value` against a structural schema; unknown fields count as errors because
     the API server would prune them silently."""
     errors: list[str] = []
-    if schema.get("x-kubernetes-int-or-string"):
-        if isinstance(value, bool) or not isinstance(value, int | str):
-            return [f"{path}: must be an integer or a string"]
+    int_or_string = isinstance(value, int | str) and not isinstance(value, bool)
+    if schema.get("x-kubernetes-int-or-string") and not int_or_string:
+        return [f"{path}: must be an integer or a string"]
     kind = schema.get("type")
     checks = {
         "string": lambda v: isinstance(v, str),
@@ -446,7 +446,8 @@ CROSS_FIELD_CASES = [
         "spec.job.resources.requests",
         "spec.job.resources",
         ".requests",
-        "requests " "may name only container resources: cpu, memory, ephemeral-storage, "
+        "requests "
+        "may name only container resources: cpu, memory, ephemeral-storage, "
         "hugepages-<size> or domain-prefixed (example.com/gpu)",
     ),
     (
@@ -454,7 +455,8 @@ CROSS_FIELD_CASES = [
         "spec.job.resources.limits",
         "spec.job.resources",
         ".limits",
-        "limits " "may name only container resources: cpu, memory, ephemeral-storage, "
+        "limits "
+        "may name only container resources: cpu, memory, ephemeral-storage, "
         "hugepages-<size> or domain-prefixed (example.com/gpu)",
     ),
 ]
