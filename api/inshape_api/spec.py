@@ -41,7 +41,29 @@ CLEAR_TEXT_RISKS: dict[AuthenticationType, str] = {
     "tls": "mutual TLS runs over TLS",
     "plain": "it sends the password as is",
 }
-DURATION = r"^([0-9]+(s|m|h|d))+$"
+# A run interval: at most 9 digits per unit, so the sum of up to 8 units fits an int64 (CEL's int).
+DURATION = r"^([0-9]{1,9}(s|m|h|d)){1,8}$"
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+MIN_INTERVAL_SECONDS = 60  # the operator polls about once a minute: less would never hold
+MAX_INTERVAL_SECONDS = 3650 * 86400  # ten years; far beyond any use, far from date overflow
+# Kafka's legal topic names (1-249 of [a-zA-Z0-9._-], not "." or ".."), without look-ahead
+# (RE2 has none): one non-dot, or dot + non-dot, or non-dot + any, or any three or more.
+TOPIC = r"^(\.?[a-zA-Z0-9_-]|[a-zA-Z0-9_-][a-zA-Z0-9._-]|[a-zA-Z0-9._-]{3,})$"
+TOPIC_MAX = 249
+# A Kubernetes quantity as the API server reads one (resource.Quantity), without a minus: a
+# container's requests and limits must not be negative.
+QUANTITY = (
+    r"^\+?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
+    r"(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
+)
+# Resource names a container may ask for: the built-in ones, or domain-prefixed (extended).
+CONTAINER_RESOURCES = ("cpu", "memory", "ephemeral-storage")
+HUGEPAGES_PREFIX = "hugepages-"
+# Metrics whose scores lie in [0, 1], and those whose scores are errors (never negative);
+# r2 is at most 1 but may be negative.
+UNIT_METRICS: tuple[str, ...] = ("accuracy", "f1_macro", "roc_auc")
+ERROR_METRICS: tuple[str, ...] = ("rmse", "mae")
+AT_MOST_ONE_METRICS: tuple[str, ...] = ("r2",)
 
 
 class SpecError(ValueError):
@@ -60,6 +82,22 @@ def doc(text: str, mismatch: Callable[[str], str | None] | None = None, **schema
 
 def _opt(text: str, **schema: Any) -> Any:
     return field(default=None, metadata=doc(text, **schema))
+
+
+def duration_seconds(text: str) -> int:
+    """Seconds of a DURATION (`90s`, `1h30m`, `2d`); units may repeat and add up."""
+    return sum(int(n) * DURATION_UNITS[u] for n, u in re.findall(r"([0-9]+)([smhd])", text))
+
+
+def topic_mismatch(value: str) -> str:
+    return (
+        f"{value!r} is not a Kafka topic name: 1-{TOPIC_MAX} of a-z, A-Z, 0-9, '.', '_', '-', "
+        "and not '.' or '..'"
+    )
+
+
+def _topic(text: str) -> Any:
+    return doc(text, mismatch=topic_mismatch, pattern=TOPIC, minLength=1, maxLength=TOPIC_MAX)
 
 
 @dataclass(frozen=True)
@@ -138,7 +176,7 @@ class KafkaAuthenticationSpec:
 
 @dataclass(frozen=True)
 class KafkaSourceSpec:
-    topic: str = field(metadata=doc("Topic the records arrive on.", minLength=1, maxLength=249))
+    topic: str = field(metadata=_topic("Topic the records arrive on."))
     features: list[str] = field(
         metadata=doc("Names of the numeric JSON fields used as features, in order.", minItems=1)
     )
@@ -157,10 +195,19 @@ class KafkaSourceSpec:
     label: str = field(default="label", metadata=doc("JSON field holding the label.", minLength=1))
     maxRecordBytes: int = field(  # noqa: N815
         default=65_536,
-        metadata=doc("Records larger than this are rejected as oversized.", minimum=16),
+        metadata=doc(
+            "Records larger than this are rejected as oversized (at most 64 MiB: Kafka's brokers "
+            "refuse far smaller messages by default, and the Job holds a batch in memory).",
+            minimum=16,
+            maximum=64 * 1024 * 1024,
+        ),
     )
-    deadLetterTopic: str | None = _opt(  # noqa: N815
-        "Topic rejected records are copied to, with the reason in a header.", minLength=1
+    deadLetterTopic: str | None = field(  # noqa: N815
+        default=None,
+        metadata=_topic(
+            "Topic rejected records are copied to, with the reason in a header; not the topic "
+            "itself (the Job would read its own rejects back)."
+        ),
     )
     tls: KafkaTlsSpec | None = _opt(
         "Connect over TLS (implied by a Strimzi listener with tls: true)."
@@ -205,7 +252,13 @@ class ModelSpec:
 @dataclass(frozen=True)
 class TriggerSpec:
     minNewRecords: int = field(  # noqa: N815
-        default=1000, metadata=doc("Start a run when the group's lag reaches this.", minimum=1)
+        default=1000,
+        metadata=doc(
+            "Start a run when the group's lag reaches this (at most a billion: more would wait "
+            "for ever on any real topic; use maxInterval or schedule for rare runs).",
+            minimum=1,
+            maximum=1_000_000_000,
+        ),
     )
     schedule: str | None = _opt(
         "Cron expression that also starts runs, in UTC: minute hour day-of-month month "
@@ -216,8 +269,11 @@ class TriggerSpec:
         pattern=cron_syntax.PATTERN,
     )
     maxInterval: str | None = _opt(  # noqa: N815
-        "Start a run when this long has passed since the last one, if any record is pending.",
+        "Start a run when this long has passed since the last one, if any record is pending: "
+        "units s, m, h, d, e.g. 90s, 1h30m, 2d; from 1m (the operator looks about once a minute) "
+        "to 3650d.",
         pattern=DURATION,
+        maxLength=80,
     )
 
 
@@ -230,11 +286,20 @@ class EvaluationSpec:
     )
     maxHoldout: int = field(  # noqa: N815
         default=50_000,
-        metadata=doc("Cap on held-out records kept (a deterministic sample).", minimum=10),
+        metadata=doc(
+            "Cap on held-out records kept (a deterministic sample, held in memory: at most ten "
+            "million).",
+            minimum=10,
+            maximum=10_000_000,
+        ),
     )
     minHoldout: int = field(  # noqa: N815
         default=30,
-        metadata=doc("Fewer held-out records than this and the run is rejected.", minimum=1),
+        metadata=doc(
+            "Fewer held-out records than this and the run is rejected; at most maxHoldout.",
+            minimum=1,
+            maximum=10_000_000,
+        ),
     )
     minImprovement: float = field(  # noqa: N815
         default=0.0,
@@ -245,7 +310,8 @@ class EvaluationSpec:
         metadata=doc("Improvement relative to the champion's score.", minimum=0, maximum=10),
     )
     floor: float | None = _opt(
-        "Worst acceptable candidate score (a minimum, or a maximum for rmse/mae)."
+        "Worst acceptable candidate score (a minimum, or a maximum for rmse/mae): within [0, 1] "
+        "for accuracy, f1_macro and roc_auc, at most 1 for r2, at least 0 for rmse and mae."
     )
     significance: float | None = _opt(
         "p-value the paired test (McNemar / paired bootstrap) must beat.",
@@ -292,17 +358,49 @@ class MlflowSpec:
     experiment: str | None = _opt("Experiment name; default <namespace>-<name>.", minLength=1)
 
 
+def _quantities(text: str) -> Any:
+    """A map of resource name to quantity; 16 entries are more than a container has kinds of
+    resources (and bound the CEL rule's cost)."""
+    return _opt(
+        text,
+        maxProperties=16,
+        additionalProperties={"pattern": QUANTITY, "minimum": 0, "maxLength": 64},
+    )
+
+
+@dataclass(frozen=True)
+class ResourcesSpec:
+    """The update Job container's resources (Kubernetes' ResourceRequirements without claims)."""
+
+    requests: dict[str, int | str] | None = _quantities(
+        "Resources the container is guaranteed: name -> quantity (cpu: 500m, memory: 1Gi)."
+    )
+    limits: dict[str, int | str] | None = _quantities(
+        "Most the container may use: name -> quantity (memory: 2Gi)."
+    )
+
+    def to_container(self) -> dict[str, dict[str, int | str]]:
+        """The container's `resources`, without unset maps."""
+        return {name: dict(value) for name, value in to_dict(self).items()}
+
+
 @dataclass(frozen=True)
 class JobSpec:
     image: str | None = _opt("Image of the update Job; default the operator's.", minLength=1)
     activeDeadlineSeconds: int = field(  # noqa: N815
-        default=1800, metadata=doc("Deadline of one update Job.", minimum=30)
+        default=1800,
+        metadata=doc(
+            "Deadline of one update Job (at most a week: a longer run blocks the next for that "
+            "long).",
+            minimum=30,
+            maximum=7 * 86400,
+        ),
     )
     backoffLimit: int = field(  # noqa: N815
         default=2, metadata=doc("Retries of a failed update Job.", minimum=0, maximum=10)
     )
-    resources: dict[str, Any] = field(
-        default_factory=dict, metadata=doc("Container resources of the update Job.")
+    resources: ResourcesSpec = field(
+        default_factory=ResourcesSpec, metadata=doc("Container resources of the update Job.")
     )
 
 
@@ -364,22 +462,50 @@ def _check_bounds(
     schema: dict[str, Any],
     mismatch: Callable[[str], str | None] | None = None,
 ) -> None:
+    # Each keyword applies to the values of its JSON type only, as in OpenAPI (an int-or-string
+    # quantity has a minimum for the int and a pattern for the string).
+    if isinstance(value, int | float):
+        _check_number(path, value, schema)
+    elif isinstance(value, str):
+        _check_string(path, value, schema, mismatch)
+    elif isinstance(value, list):
+        _check_list(path, value, schema)
+    elif isinstance(value, dict):
+        _check_map(path, value, schema)
+
+
+def _check_number(path: str, value: float, schema: dict[str, Any]) -> None:
     if "minimum" in schema and value < schema["minimum"]:
         raise SpecError(path, f"must be >= {schema['minimum']}, got {value}")
     if "maximum" in schema and value > schema["maximum"]:
         raise SpecError(path, f"must be <= {schema['maximum']}, got {value}")
+
+
+def _check_string(
+    path: str, value: str, schema: dict[str, Any], mismatch: Callable[[str], str | None] | None
+) -> None:
     if "minLength" in schema and len(value) < schema["minLength"]:
         raise SpecError(path, f"must have at least {schema['minLength']} characters")
     if "maxLength" in schema and len(value) > schema["maxLength"]:
         raise SpecError(path, f"must have at most {schema['maxLength']} characters")
-    if "minItems" in schema and len(value) < schema["minItems"]:
-        raise SpecError(path, f"must have at least {schema['minItems']} item(s)")
-    if "maxItems" in schema and len(value) > schema["maxItems"]:
-        raise SpecError(path, f"must have at most {schema['maxItems']} item(s)")
     # fullmatch: Python's $ also matches before a trailing newline, the CRD's (ECMA) $ does not.
     if "pattern" in schema and not re.fullmatch(schema["pattern"], value):
         why = mismatch(value) if mismatch else None
         raise SpecError(path, why or f"{value!r} does not match {schema['pattern']}")
+
+
+def _check_list(path: str, value: list[Any], schema: dict[str, Any]) -> None:
+    if "minItems" in schema and len(value) < schema["minItems"]:
+        raise SpecError(path, f"must have at least {schema['minItems']} item(s)")
+    if "maxItems" in schema and len(value) > schema["maxItems"]:
+        raise SpecError(path, f"must have at most {schema['maxItems']} item(s)")
+
+
+def _check_map(path: str, value: dict[str, Any], schema: dict[str, Any]) -> None:
+    if "maxProperties" in schema and len(value) > schema["maxProperties"]:
+        raise SpecError(path, f"must have at most {schema['maxProperties']} entries")
+    for key, item in value.items():
+        _check_bounds(f"{path}.{key}", item, schema.get("additionalProperties") or {})
 
 
 def _convert(path: str, tp: Any, value: Any) -> Any:
@@ -409,7 +535,10 @@ def _convert(path: str, tp: Any, value: Any) -> Any:
     if origin is dict:
         if not isinstance(value, dict):
             raise SpecError(path, f"must be an object, got {type(value).__name__}")
-        return dict(value)
+        item_type = get_args(tp)[1]
+        if item_type is Any:  # free-form (estimator params)
+            return dict(value)
+        return {k: _convert(f"{path}.{k}", item_type, v) for k, v in value.items()}
     if dataclasses.is_dataclass(tp):
         return _build(path, typing.cast(type, tp), value)
     if tp is bool:
@@ -475,9 +604,57 @@ def _check_cross_fields(spec: PolicySpec) -> None:
         )
     if spec.model.strategy == "retrain" and spec.model.window is None:
         raise SpecError("spec.model.window", "is required when strategy is retrain")
+    if kafka.deadLetterTopic is not None and kafka.deadLetterTopic == kafka.topic:
+        raise SpecError(
+            "spec.source.kafka.deadLetterTopic",
+            "must differ from topic (the Job would read its own rejects back)",
+        )
     ev = spec.evaluation
     if ev.minHoldout > ev.maxHoldout:
         raise SpecError("spec.evaluation.minHoldout", "must not exceed maxHoldout")
+    _check_floor(ev)
+    _check_interval(spec.trigger)
+    _check_resource_names(spec.job.resources)
+
+
+def _check_floor(ev: EvaluationSpec) -> None:
+    """A floor no score of the metric can reach (or every score meets) is a mistake."""
+    where, floor = "spec.evaluation.floor", ev.floor
+    if floor is None:
+        return
+    if ev.metric in UNIT_METRICS and not 0 <= floor <= 1:
+        raise SpecError(where, f"must be within [0, 1] for metric {ev.metric}, got {floor}")
+    if ev.metric in AT_MOST_ONE_METRICS and floor > 1:
+        raise SpecError(where, f"must be at most 1 for metric {ev.metric}, got {floor}")
+    if ev.metric in ERROR_METRICS and floor < 0:
+        raise SpecError(where, f"must be at least 0 for metric {ev.metric}, got {floor}")
+
+
+def _check_interval(trigger: TriggerSpec) -> None:
+    if trigger.maxInterval is None:
+        return
+    seconds = duration_seconds(trigger.maxInterval)
+    where = "spec.trigger.maxInterval"
+    if seconds < MIN_INTERVAL_SECONDS:
+        raise SpecError(where, f"must be at least 1m, got {trigger.maxInterval}")
+    if seconds > MAX_INTERVAL_SECONDS:
+        raise SpecError(where, f"must be at most 3650d, got {trigger.maxInterval}")
+
+
+def resource_name_ok(name: str) -> bool:
+    """A name a container's resources may carry (the API server refuses others in the Job)."""
+    return name in CONTAINER_RESOURCES or name.startswith(HUGEPAGES_PREFIX) or "/" in name
+
+
+def _check_resource_names(resources: ResourcesSpec) -> None:
+    for which in ("requests", "limits"):
+        for name in getattr(resources, which) or {}:
+            if not resource_name_ok(name):
+                raise SpecError(
+                    f"spec.job.resources.{which}",
+                    f"{name!r} is not a container resource (cpu, memory, ephemeral-storage, "
+                    "hugepages-<size> or domain-prefixed, e.g. example.com/gpu)",
+                )
 
 
 def _check_kafka_security(kafka: KafkaSourceSpec) -> None:

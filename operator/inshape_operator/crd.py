@@ -25,17 +25,28 @@ import yaml
 
 from inshape_api.names import API_GROUP, API_VERSION, KIND, PLURAL, SINGULAR
 from inshape_api.spec import (
+    AT_MOST_ONE_METRICS,
     CLEAR_TEXT_RISKS,
+    CONTAINER_RESOURCES,
+    DURATION,
+    DURATION_UNITS,
+    ERROR_METRICS,
+    HUGEPAGES_PREFIX,
+    MAX_INTERVAL_SECONDS,
+    MIN_INTERVAL_SECONDS,
     RESERVED_ENV_NAMES,
     RESERVED_ENV_PREFIXES,
     STRIMZI_TYPES,
+    UNIT_METRICS,
     CertSecretSource,
     EvaluationSpec,
     KafkaAuthenticationSpec,
     KafkaSourceSpec,
     ModelSpec,
     PolicySpec,
+    ResourcesSpec,
     TargetSpec,
+    TriggerSpec,
 )
 from inshape_api.status import PolicyStatus
 
@@ -82,6 +93,58 @@ def _or_default(cls: type, name: str) -> str:
     return f"(has(self.{name}) ? self.{name} : {_cel(_default(cls, name))})"
 
 
+def _duration_seconds(expr: str) -> str:
+    """CEL for the seconds of a DURATION string, as spec.duration_seconds adds them up.
+
+    maxInterval is not a Go duration (it has `d`, units repeat), so CEL's duration() cannot
+    read it, and a pattern cannot add up units (a lower bound by regex would mean a canonical
+    unit order, refusing values admitted today). So the rule sums the string's parts: the
+    DURATION pattern (at most 8 parts of at most 9 digits) keeps int() in int64, and the rules
+    below first check that pattern, so a refused string yields the pattern's message alone."""
+    parts = f"{expr}.findAll('[0-9]+[smhd]')"
+    value = "int(p.substring(0, p.size() - 1))"
+    unit = f"{_cel(DURATION_UNITS)}[p.substring(p.size() - 1)]"
+    return f"{parts}.map(p, {value} * {unit}).sum()"
+
+
+def _interval_rule(bound: str, message: str) -> dict[str, str]:
+    shaped = f"self.maxInterval.matches({_cel(DURATION)})"
+    return {
+        "rule": f"!has(self.maxInterval) || !{shaped} "
+        f"|| {_duration_seconds('self.maxInterval')} {bound}",
+        "message": message,
+        "fieldPath": ".maxInterval",
+        "reason": "FieldValueInvalid",
+    }
+
+
+def _floor_rule(metrics: tuple[str, ...], holds: str, message: str) -> dict[str, str]:
+    """A bound on evaluation.floor for some metrics (metric unset: its default, accuracy)."""
+    metric = _or_default(EvaluationSpec, "metric")
+    return {
+        "rule": f"!has(self.floor) || !({metric} in {_cel(list(metrics))}) || ({holds})",
+        "message": message,
+        "fieldPath": ".floor",
+        "reason": "FieldValueInvalid",
+    }
+
+
+def _resource_names_rule(which: str) -> dict[str, str]:
+    # No regex on the keys: their length is unbounded, and CEL's cost estimate of matches()
+    # over 16 of them would exceed the budget; these checks are cheap and as strict as needed.
+    ok = (
+        f"k in {_cel(list(CONTAINER_RESOURCES))} || k.startsWith({_cel(HUGEPAGES_PREFIX)}) "
+        "|| k.contains('/')"
+    )
+    return {
+        "rule": f"!has(self.{which}) || self.{which}.all(k, {ok})",
+        "message": f"{which} may name only container resources: cpu, memory, "
+        "ephemeral-storage, hugepages-<size> or domain-prefixed (example.com/gpu)",
+        "fieldPath": f".{which}",
+        "reason": "FieldValueInvalid",
+    }
+
+
 # The cross-field rules of spec._check_cross_fields, on the object holding the fields.
 RULES: dict[type, list[dict[str, str]]] = {
     KafkaSourceSpec: [
@@ -113,6 +176,12 @@ RULES: dict[type, list[dict[str, str]]] = {
             }
             for kind, why in CLEAR_TEXT_RISKS.items()
         ),
+        {
+            "rule": "!has(self.deadLetterTopic) || self.deadLetterTopic != self.topic",
+            "message": "deadLetterTopic must differ from topic",
+            "fieldPath": ".deadLetterTopic",
+            "reason": "FieldValueInvalid",
+        },
     ],
     CertSecretSource: [
         {
@@ -172,7 +241,21 @@ RULES: dict[type, list[dict[str, str]]] = {
             "fieldPath": ".minHoldout",
             "reason": "FieldValueInvalid",
         },
+        _floor_rule(
+            UNIT_METRICS,
+            "self.floor >= 0.0 && self.floor <= 1.0",
+            "floor must be within [0, 1] for accuracy, f1_macro and roc_auc",
+        ),
+        _floor_rule(AT_MOST_ONE_METRICS, "self.floor <= 1.0", "floor must be at most 1 for r2"),
+        _floor_rule(
+            ERROR_METRICS, "self.floor >= 0.0", "floor must be at least 0 for rmse and mae"
+        ),
     ],
+    TriggerSpec: [
+        _interval_rule(f">= {MIN_INTERVAL_SECONDS}", "maxInterval must be at least 1m"),
+        _interval_rule(f"<= {MAX_INTERVAL_SECONDS}", "maxInterval must be at most 3650d"),
+    ],
+    ResourcesSpec: [_resource_names_rule("requests"), _resource_names_rule("limits")],
 }
 # Unique features are not a CEL rule: see EXTRA (x-kubernetes-list-type: set).
 
@@ -219,7 +302,7 @@ def type_schema(tp: Any) -> dict[str, Any]:
         return {"type": "array", "items": type_schema(get_args(tp)[0])}
     if origin is dict:
         value = get_args(tp)[1]
-        if value is Any:  # free-form (estimator params, resources)
+        if value is Any:  # free-form (estimator params)
             return {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
         return {"type": "object", "additionalProperties": type_schema(value)}
     if tp is datetime:
@@ -243,7 +326,8 @@ def field_schema(cls: type, f: dataclasses.Field[Any], tp: Any) -> dict[str, Any
         value = f.default_factory()
         # A nested object's defaults are applied by the API server below `{}`.
         schema["default"] = {} if dataclasses.is_dataclass(value) else value
-    schema.update(meta.get("schema") or {})
+    # Merged, not replaced: a map's additionalProperties keeps its type below added keywords.
+    schema = _merge(schema, meta.get("schema") or {})
     return _merge(schema, EXTRA.get((cls, f.name), {}))
 
 

@@ -141,7 +141,7 @@ def _container(policy: Policy, run: RunRequest, config: OperatorConfig) -> dict[
         "imagePullPolicy": config.job_image_pull_policy,
         "command": command,
         "env": env,
-        "resources": dict(job.resources),
+        "resources": job.resources.to_container(),
         "securityContext": {
             "allowPrivilegeEscalation": False,
             "capabilities": {"drop": ["ALL"]},

@@ -151,6 +151,43 @@ def mutated(change: Callable[[dict[str, Any]], Any]) -> dict[str, Any]:
             ),
             "spec.source.kafka.authentication.passwordSecret.password: Required value",
         ),
+        # The same refusals and edges as test_spec_refusals_apiserver.py (bare API server).
+        (
+            lambda s: s["evaluation"].update(floor=1.5),
+            'spec.evaluation.floor: Invalid value: "object": floor must be within [0, 1]',
+        ),
+        (
+            lambda s: s["evaluation"].update(metric="rmse", floor=-1),
+            'spec.evaluation.floor: Invalid value: "object": floor must be at least 0',
+        ),
+        (lambda s: s["evaluation"].update(metric="r2", floor=-3.5), None),
+        (
+            lambda s: s["trigger"].update(maxInterval="30s"),
+            'spec.trigger.maxInterval: Invalid value: "object": maxInterval must be at least 1m',
+        ),
+        (lambda s: s["trigger"].update(maxInterval="1m"), None),
+        (
+            lambda s: s["source"]["kafka"].update(deadLetterTopic="digits-events"),
+            'spec.source.kafka.deadLetterTopic: Invalid value: "object": deadLetterTopic must',
+        ),
+        (lambda s: s["source"]["kafka"].update(topic=".."), "spec.source.kafka.topic: Invalid"),
+        (lambda s: s["source"]["kafka"].update(topic="..."), None),
+        (
+            lambda s: s["trigger"].update(minNewRecords=10**9 + 1),
+            "spec.trigger.minNewRecords: Invalid value",
+        ),
+        (
+            lambda s: s.update(job={"resources": {"limits": {"memory": "1 GB"}}}),
+            "spec.job.resources.limits.memory: Invalid value",
+        ),
+        (
+            lambda s: s.update(job={"resources": {"requests": {"cpus": "1"}}}),
+            'spec.job.resources.requests: Invalid value: "object": requests may name only',
+        ),
+        (
+            lambda s: s.update(job={"resources": {"limits": {"memory": "1Gi", "cpu": 2}}}),
+            None,
+        ),
     ],
 )
 def test_the_crd_admits_and_refuses_like_the_parser(

@@ -162,14 +162,15 @@ def slow_poll(
 
 def test_max_interval_starts_its_job_when_due_not_at_the_next_poll(slow_poll: World) -> None:
     world = slow_poll
-    policy = world.policy("due", {"trigger": {"minNewRecords": 100_000, "maxInterval": "20s"}})
+    # One minute: the shortest maxInterval the API admits.
+    policy = world.policy("due", {"trigger": {"minNewRecords": 100_000, "maxInterval": "1m"}})
     world.fill(policy, 50)  # below the threshold: only the interval can start a run
-    world.wait(lambda: len(world.jobs("due")) == 1, 60, "the update Job is created")
+    world.wait(lambda: len(world.jobs("due")) == 1, 100, "the update Job is created")
     job = world.jobs("due")[0]
     assert job["metadata"]["annotations"]["inshape.dev/trigger"] == "MaxInterval"
     created = parse_time(world.get_policy("due")["metadata"]["creationTimestamp"])
     started = parse_time(job["metadata"]["creationTimestamp"])
     assert created is not None and started is not None
-    # Due 20 s after the policy's creation; the next poll would have come 120 s after it.
-    late = (started - created).total_seconds() - 20
+    # Due 60 s after the policy's creation; the next poll would have come 120 s after it.
+    late = (started - created).total_seconds() - 60
     assert -1 <= late <= 10, f"the Job started {late:+.0f} s from its due time"

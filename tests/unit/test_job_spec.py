@@ -12,6 +12,7 @@ import pytest
 from inshape_api.spec import (
     POLICY_ENV,
     Policy,
+    ResourcesSpec,
     SpecError,
     dumps_policy,
     load_policy,
@@ -119,7 +120,7 @@ def test_defaults_are_applied() -> None:
     assert (spec.job.activeDeadlineSeconds, spec.job.backoffLimit, spec.job.resources) == (
         1800,
         2,
-        {},
+        ResourcesSpec(),
     )
     assert spec.suspend is False
 
@@ -395,3 +396,96 @@ def test_yaml_nan_is_rejected_with_its_path() -> None:
 )
 def test_env_names_that_change_what_runs_are_reserved(name: str, reserved: bool) -> None:
     assert reserved_env(name) is reserved
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        (
+            "evaluation.floor",
+            1.5,
+            "spec.evaluation.floor: must be within [0, 1] for metric accuracy",
+        ),
+        ("evaluation.floor", -0.1, "spec.evaluation.floor: must be within [0, 1]"),
+        ("trigger.maxInterval", "59s", "spec.trigger.maxInterval: must be at least 1m, got 59s"),
+        ("trigger.maxInterval", "0h0m", "spec.trigger.maxInterval: must be at least 1m"),
+        ("trigger.maxInterval", "3651d", "spec.trigger.maxInterval: must be at most 3650d"),
+        ("trigger.maxInterval", "1234567890s", "spec.trigger.maxInterval: '1234567890s' does not"),
+        (
+            "source.kafka.deadLetterTopic",
+            "events",
+            "spec.source.kafka.deadLetterTopic: must differ",
+        ),
+        ("source.kafka.topic", "..", "spec.source.kafka.topic: '..' is not a Kafka topic name"),
+        ("source.kafka.topic", "a b", "spec.source.kafka.topic: 'a b' is not a Kafka topic name"),
+        ("source.kafka.deadLetterTopic", ".", "spec.source.kafka.deadLetterTopic: '.' is not"),
+        ("source.kafka.topic", "a" * 250, "spec.source.kafka.topic: must have at most 249"),
+        ("trigger.minNewRecords", 10**9 + 1, "spec.trigger.minNewRecords: must be <= 1000000000"),
+        ("source.kafka.maxRecordBytes", 2**26 + 1, "spec.source.kafka.maxRecordBytes: must be <="),
+        ("evaluation.maxHoldout", 10**7 + 1, "spec.evaluation.maxHoldout: must be <= 10000000"),
+        ("evaluation.minHoldout", 10**7 + 1, "spec.evaluation.minHoldout: must be <= 10000000"),
+        ("job.activeDeadlineSeconds", 604_801, "spec.job.activeDeadlineSeconds: must be <= 604800"),
+        ("job.resources", {"limit": {}}, "spec.job.resources.limit: unknown field"),
+        (
+            "job.resources",
+            {"limits": {"memory": "1 GB"}},
+            "spec.job.resources.limits.memory: '1 GB'",
+        ),
+        (
+            "job.resources",
+            {"limits": {"memory": -1}},
+            "spec.job.resources.limits.memory: must be >=",
+        ),
+        (
+            "job.resources",
+            {"limits": {"cpu": 0.5}},
+            "spec.job.resources.limits.cpu: must be integer",
+        ),
+        (
+            "job.resources",
+            {"requests": {"cpus": 1}},
+            "spec.job.resources.requests: 'cpus' is not a",
+        ),
+        ("job.resources", {"limits": "1Gi"}, "spec.job.resources.limits: must be an object"),
+    ],
+)
+def test_specs_that_can_never_work_name_the_field_and_the_limit(
+    path: str, value: Any, message: str
+) -> None:
+    with pytest.raises(SpecError) as caught:
+        parse_spec(with_value(path, value))
+    assert str(caught.value).startswith(message), str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"evaluation.floor": 0},
+        {"evaluation.floor": 1},
+        {"evaluation.metric": "r2", "evaluation.floor": -2.0},
+        {"evaluation.metric": "mae", "evaluation.floor": 1e6},
+        {"trigger.maxInterval": "1m"},
+        {"trigger.maxInterval": "30s30s"},
+        {"trigger.maxInterval": "3650d"},
+        {"source.kafka.topic": "..."},
+        {"source.kafka.topic": ".a"},
+        {"source.kafka.deadLetterTopic": "events.dead"},
+        {"job.resources": {"limits": {"cpu": 2, "memory": "1.5Gi", "example.com/gpu": 1}}},
+    ],
+)
+def test_edge_values_parse(changes: dict[str, Any]) -> None:
+    raw = minimal_spec()
+    for path, value in changes.items():
+        *parents, leaf = path.split(".")
+        node = raw
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    parse_spec(raw)
+
+
+def test_the_job_container_gets_the_resources_as_given() -> None:
+    given = {"requests": {"cpu": "500m"}, "limits": {"memory": "1Gi", "cpu": 2}}
+    resources = parse_spec(with_value("job.resources", given)).job.resources
+    assert resources.to_container() == given
+    assert parse_spec(minimal_spec()).job.resources.to_container() == {}

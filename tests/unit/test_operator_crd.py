@@ -61,10 +61,9 @@ def validate(schema: dict[str, Any], value: Any, path: str = "") -> list[str]:
     """Errors of `value` against a structural schema; unknown fields count as errors because
     the API server would prune them silently."""
     errors: list[str] = []
-    if schema.get("x-kubernetes-int-or-string"):
-        if isinstance(value, bool) or not isinstance(value, int | str):
-            errors.append(f"{path}: must be an integer or a string")
-        return errors
+    int_or_string = isinstance(value, int | str) and not isinstance(value, bool)
+    if schema.get("x-kubernetes-int-or-string") and not int_or_string:
+        return [f"{path}: must be an integer or a string"]
     kind = schema.get("type")
     checks = {
         "string": lambda v: isinstance(v, str),
@@ -78,9 +77,10 @@ def validate(schema: dict[str, Any], value: Any, path: str = "") -> list[str]:
         return [f"{path}: must be {kind}, got {value!r}"]
     if "enum" in schema and value not in schema["enum"]:
         errors.append(f"{path}: {value!r} not in {schema['enum']}")
-    if "minimum" in schema and value < schema["minimum"]:
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if number and "minimum" in schema and value < schema["minimum"]:
         errors.append(f"{path}: below minimum {schema['minimum']}")
-    if "maximum" in schema and value > schema["maximum"]:
+    if number and "maximum" in schema and value > schema["maximum"]:
         errors.append(f"{path}: above maximum {schema['maximum']}")
     if isinstance(value, str):
         if len(value) < schema.get("minLength", 0):
@@ -110,6 +110,8 @@ def validate(schema: dict[str, Any], value: Any, path: str = "") -> list[str]:
         for i, item in enumerate(value):
             errors += validate(schema["items"], item, f"{path}[{i}]")
     if isinstance(value, dict):
+        if "maxProperties" in schema and len(value) > schema["maxProperties"]:
+            errors.append(f"{path}: more than {schema['maxProperties']} properties")
         for name in schema.get("required", []):
             if name not in value:
                 errors.append(f"{path}.{name}: required")
@@ -191,7 +193,10 @@ def test_every_spec_field_is_in_the_schema_with_its_keywords() -> None:
             where = f"{path}.{name}"
             assert prop["description"] == f.metadata["description"], where
             for key, value in f.metadata["schema"].items():
-                assert prop[key] == value, f"{where}: {key}"
+                if isinstance(value, dict):  # a map's values: keywords added to their type
+                    assert prop[key] == {**prop[key], **value}, f"{where}: {key}"
+                else:
+                    assert prop[key] == value, f"{where}: {key}"
             extra = crd.EXTRA.get((cls, name), {})
             stated = set(f.metadata["schema"]) | set(extra) | {"items"}
             bounds = {"minimum", "maximum", "minLength", "maxLength", "minItems", "maxItems"}
@@ -269,7 +274,7 @@ def test_schema_is_structural() -> None:
         assert "additionalProperties" not in schema or "properties" not in schema, path
         if schema.get("x-kubernetes-preserve-unknown-fields"):
             preserved.append(path)
-    assert preserved == [".spec.model.params", ".spec.job.resources"]
+    assert preserved == [".spec.model.params"]  # estimator kwargs: free-form by nature
 
 
 # --- CEL rules: one per cross-field rule of spec._check_cross_fields -------------------------
@@ -401,6 +406,66 @@ CROSS_FIELD_CASES = [
         ".tls",
         "tls is required with authentication type plain (it sends the password as is)",
     ),
+    (
+        lambda s: s["source"]["kafka"].update(deadLetterTopic=s["source"]["kafka"]["topic"]),
+        "spec.source.kafka.deadLetterTopic",
+        "spec.source.kafka",
+        ".deadLetterTopic",
+        "deadLetterTopic must differ from topic",
+    ),
+    (
+        lambda s: s["evaluation"].update(floor=1.5),  # metric: accuracy (the default)
+        "spec.evaluation.floor",
+        "spec.evaluation",
+        ".floor",
+        "floor must be within [0, 1] for accuracy, f1_macro and roc_auc",
+    ),
+    (
+        lambda s: s["evaluation"].update(metric="r2", floor=1.5),
+        "spec.evaluation.floor",
+        "spec.evaluation",
+        ".floor",
+        "floor must be at most 1 for r2",
+    ),
+    (
+        lambda s: s["evaluation"].update(metric="rmse", floor=-0.1),
+        "spec.evaluation.floor",
+        "spec.evaluation",
+        ".floor",
+        "floor must be at least 0 for rmse and mae",
+    ),
+    (
+        lambda s: s["trigger"].update(maxInterval="30s"),
+        "spec.trigger.maxInterval",
+        "spec.trigger",
+        ".maxInterval",
+        "maxInterval must be at least 1m",
+    ),
+    (
+        lambda s: s["trigger"].update(maxInterval="3000d1000d"),
+        "spec.trigger.maxInterval",
+        "spec.trigger",
+        ".maxInterval",
+        "maxInterval must be at most 3650d",
+    ),
+    (
+        lambda s: s.update(job={"resources": {"requests": {"cpus": "1"}}}),
+        "spec.job.resources.requests",
+        "spec.job.resources",
+        ".requests",
+        "requests "
+        "may name only container resources: cpu, memory, ephemeral-storage, "
+        "hugepages-<size> or domain-prefixed (example.com/gpu)",
+    ),
+    (
+        lambda s: s.update(job={"resources": {"limits": {"gpu": 1}}}),
+        "spec.job.resources.limits",
+        "spec.job.resources",
+        ".limits",
+        "limits "
+        "may name only container resources: cpu, memory, ephemeral-storage, "
+        "hugepages-<size> or domain-prefixed (example.com/gpu)",
+    ),
 ]
 
 
@@ -433,6 +498,8 @@ def test_cel_rules_fall_back_to_the_spec_defaults() -> None:
     minmax = rules["minHoldout must not exceed maxHoldout"]
     defaults = spec_module.EvaluationSpec()
     assert f": {defaults.minHoldout})" in minmax and f": {defaults.maxHoldout})" in minmax
+    floor = rules["floor must be within [0, 1] for accuracy, f1_macro and roc_auc"]
+    assert f'(has(self.metric) ? self.metric : "{defaults.metric}")' in floor
     # One rule per case below; uniqueness of features is listType set, not a rule.
     assert set(rules) == {case[4] for case in CROSS_FIELD_CASES}
 
@@ -476,6 +543,9 @@ def test_the_secured_example_is_valid_and_names_its_secret_only() -> None:
         (lambda s: s["model"].update(estimator="os.system"), "does not match"),
         (lambda s: s["target"].update(deployment="other/ns"), "does not match"),
         (lambda s: s["trigger"].update(maxInterval="6 hours"), "does not match"),
+        (lambda s: s["source"]["kafka"].update(topic="."), "topic: '.' does not match"),
+        (lambda s: s["source"]["kafka"].update(topic="a" * 250), "topic: longer than 249"),
+        (lambda s: s["trigger"].update(minNewRecords=10**10), "above maximum"),
         (lambda s: s["trigger"].update(schedule="every 5 minutes"), "does not match"),
         (lambda s: s["source"]["kafka"].update(features=[]), "fewer than 1"),
         (lambda s: s["source"]["kafka"].update(extra=True), "unknown field"),
@@ -489,11 +559,55 @@ def test_invalid_specs_are_refused(change: Any, expected: str) -> None:
 
 
 def test_free_form_fields_keep_what_they_are_given() -> None:
-    raw = _mutated(
-        lambda s: s.update(job={"resources": {"limits": {"memory": "1Gi"}, "anything": [1]}})
-    )
+    raw = _mutated(lambda s: None)
     raw["model"]["params"] = {"nested": {"deep": [1, {"x": None}]}}
     assert validate(_schema_at("spec"), raw, "spec") == []
+    assert parse_spec(raw).model.params == raw["model"]["params"]
+
+
+def test_job_resources_are_typed_quantities() -> None:
+    raw = _mutated(
+        lambda s: s.update(
+            job={"resources": {"requests": {"cpu": "500m"}, "limits": {"memory": "1Gi", "cpu": 2}}}
+        )
+    )
+    assert validate(_schema_at("spec"), raw, "spec") == []
+    resources = parse_spec(raw).job.resources
+    assert resources.to_container() == {
+        "requests": {"cpu": "500m"},
+        "limits": {"memory": "1Gi", "cpu": 2},
+    }
+    raw["job"]["resources"]["anything"] = [1]
+    assert validate(_schema_at("spec"), raw, "spec") == [
+        "spec.job.resources.anything: unknown field (would be pruned)"
+    ]
+    with pytest.raises(SpecError, match=r"^spec\.job\.resources\.anything: unknown field"):
+        parse_spec(raw)
+
+
+@pytest.mark.parametrize("value", ["1 GB", "-1Gi", -1, 0.5, "1Gi" * 30])
+def test_a_malformed_quantity_is_refused_by_both(value: Any) -> None:
+    path = "spec.job.resources.limits.memory"
+    raw = _mutated(lambda s: s.update(job={"resources": {"limits": {"memory": value}}}))
+    assert any(e.startswith(path) for e in validate(_schema_at("spec"), raw, "spec"))
+    with pytest.raises(SpecError) as caught:
+        parse_spec(raw)
+    assert caught.value.path == path
+
+
+def test_quantity_pattern_reads_the_api_servers_quantities() -> None:
+    quantity = spec_module.QUANTITY
+    good = ["1", "500m", "1.5Gi", "1e9", "+.5", "0", "2E3", "1e-3", "100Ki", "1k", "3n"]
+    bad = ["", "-1", "1 Gi", "1GB", "1.5.5", "Gi", "1e", "1ki", "1Gi\n"]
+    assert [q for q in good if not re.fullmatch(quantity, q)] == []
+    assert [q for q in bad if re.fullmatch(quantity, q)] == []
+
+
+def test_every_integer_field_has_a_maximum() -> None:
+    for path, cls in _dataclasses_from(PolicySpec):
+        for f in dataclasses.fields(cls):
+            if get_type_hints(cls)[f.name] is int:
+                assert "maximum" in f.metadata["schema"], f"{path}.{f.name}"
 
 
 def test_schema_and_parser_agree_on_samples() -> None:
@@ -505,6 +619,16 @@ def test_schema_and_parser_agree_on_samples() -> None:
         _mutated(lambda s: s["evaluation"].update(significance=0.00001)),
         _mutated(lambda s: s["source"]["kafka"].update(maxRecordBytes=8)),
         _mutated(lambda s: s.update(job={"backoffLimit": 11})),
+        _mutated(lambda s: s["source"]["kafka"].update(topic="..")),
+        _mutated(lambda s: s["source"]["kafka"].update(topic="...")),
+        _mutated(lambda s: s["source"]["kafka"].update(deadLetterTopic="a b")),
+        _mutated(lambda s: s["source"]["kafka"].update(maxRecordBytes=2**27)),
+        _mutated(lambda s: s["trigger"].update(minNewRecords=2**31)),
+        _mutated(lambda s: s["trigger"].update(maxInterval="1234567890s")),
+        _mutated(lambda s: s["evaluation"].update(maxHoldout=10**8)),
+        _mutated(lambda s: s.update(job={"activeDeadlineSeconds": 10**6})),
+        _mutated(lambda s: s.update(job={"resources": {"limits": {"memory": "1Gi"}}})),
+        _mutated(lambda s: s.update(job={"resources": {"limits": {"memory": "1 Gi"}}})),
     ]
     for raw in samples:
         schema_ok = validate(_schema_at("spec"), raw, "spec") == []
