@@ -49,8 +49,83 @@ app.kubernetes.io/managed-by: {{ $root.Release.Service }}
 app.kubernetes.io/part-of: inshape
 {{- end }}
 
+{{/* The image reference: [global.imageRegistry/]repository, then @digest when set, else
+:tag (default the appVersion). */}}
 {{- define "inshape.image" -}}
-{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- $repository := .Values.image.repository }}
+{{- with (.Values.global).imageRegistry }}
+{{- $repository = printf "%s/%s" (trimSuffix "/" .) $repository }}
+{{- end }}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" $repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" $repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{/* The names of global.imagePullSecrets and imagePullSecrets (a list, as JSON); each entry
+is a Secret name or a {name: ...} reference. */}}
+{{- define "inshape.imagePullSecretNames" -}}
+{{- $names := list }}
+{{- range concat ((.Values.global).imagePullSecrets | default list) .Values.imagePullSecrets }}
+{{- if kindIs "string" . }}
+{{- $names = append $names . }}
+{{- else }}
+{{- $names = append $names .name }}
+{{- end }}
+{{- end }}
+{{- $names | uniq | toJson }}
+{{- end }}
+
+{{/* A pod's imagePullSecrets field, or nothing. */}}
+{{- define "inshape.imagePullSecrets" -}}
+{{- $names := include "inshape.imagePullSecretNames" . | fromJsonArray }}
+{{- if $names }}
+imagePullSecrets:
+{{- range $names }}
+  - name: {{ . }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* A pod template's metadata: the component's labels plus its podLabels, and podAnnotations.
+Call with (list $ "component" $componentValues). */}}
+{{- define "inshape.podMetadata" -}}
+{{- $root := index . 0 }}
+{{- $values := index . 2 }}
+labels:
+  {{- include "inshape.labels" (list $root (index . 1)) | nindent 2 }}
+  {{- with $values.podLabels }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
+{{- with $values.podAnnotations }}
+annotations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
+
+{{/* Where a pod may run and how it pulls: imagePullSecrets, nodeSelector, tolerations,
+affinity, topologySpreadConstraints, priorityClassName. Call with (list $ $componentValues). */}}
+{{- define "inshape.podPlacement" -}}
+{{- $root := index . 0 }}
+{{- $values := index . 1 }}
+{{- include "inshape.imagePullSecrets" $root }}
+{{- with $values.priorityClassName }}
+priorityClassName: {{ . }}
+{{- end }}
+{{- range $field := list "nodeSelector" "tolerations" "affinity" "topologySpreadConstraints" }}
+{{- with get $values $field }}
+{{ $field }}:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* A component's extraEnv (a list of EnvVar), appended to its container's env. */}}
+{{- define "inshape.extraEnv" -}}
+{{- with .extraEnv }}
+{{- toYaml . }}
+{{- end }}
 {{- end }}
 
 {{- define "inshape.serviceAccountName" -}}
@@ -150,4 +225,11 @@ runAsGroup: 65532
 fsGroup: 65532
 seccompProfile:
   type: RuntimeDefault
+{{- end }}
+
+{{/* "true" when the MLflow server needs its volume: a sqlite backend store, artifacts on the
+volume, or basic auth's sqlite user store; empty when everything is external. */}}
+{{- define "inshape.mlflowVolume" -}}
+{{- $server := .Values.mlflow.server }}
+{{- if or (not $server.backendStore.uriSecret.name) (not $server.artifacts.destination) $server.auth.enabled }}true{{ end }}
 {{- end }}
