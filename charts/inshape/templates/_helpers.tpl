@@ -79,53 +79,33 @@ is a Secret name or a {name: ...} reference. */}}
 
 {{/* A pod's imagePullSecrets field, or nothing. */}}
 {{- define "inshape.imagePullSecrets" -}}
-{{- $names := include "inshape.imagePullSecretNames" . | fromJsonArray }}
-{{- if $names }}
-imagePullSecrets:
-{{- range $names }}
-  - name: {{ . }}
+{{- $refs := list }}
+{{- range include "inshape.imagePullSecretNames" . | fromJsonArray }}
+{{- $refs = append $refs (dict "name" .) }}
 {{- end }}
-{{- end }}
+{{- with $refs }}{{ dict "imagePullSecrets" . | toYaml }}{{ end }}
 {{- end }}
 
 {{/* A pod template's metadata: the component's labels plus its podLabels, and podAnnotations.
 Call with (list $ "component" $componentValues). */}}
 {{- define "inshape.podMetadata" -}}
-{{- $root := index . 0 }}
 {{- $values := index . 2 }}
-labels:
-  {{- include "inshape.labels" (list $root (index . 1)) | nindent 2 }}
-  {{- with $values.podLabels }}
-  {{- toYaml . | nindent 2 }}
-  {{- end }}
-{{- with $values.podAnnotations }}
-annotations:
-  {{- toYaml . | nindent 2 }}
-{{- end }}
+{{- $labels := include "inshape.labels" (list (index . 0) (index . 1)) | fromYaml }}
+{{- $metadata := dict "labels" (merge $labels ($values.podLabels | default dict)) }}
+{{- with $values.podAnnotations }}{{ $_ := set $metadata "annotations" . }}{{ end }}
+{{- toYaml $metadata }}
 {{- end }}
 
 {{/* Where a pod may run and how it pulls: imagePullSecrets, nodeSelector, tolerations,
-affinity, topologySpreadConstraints, priorityClassName. Call with (list $ $componentValues). */}}
+affinity, topologySpreadConstraints, priorityClassName (only those set). Call with
+(list $ $componentValues). */}}
 {{- define "inshape.podPlacement" -}}
-{{- $root := index . 0 }}
 {{- $values := index . 1 }}
-{{- include "inshape.imagePullSecrets" $root }}
-{{- with $values.priorityClassName }}
-priorityClassName: {{ . }}
+{{- $placement := include "inshape.imagePullSecrets" (index . 0) | fromYaml | default dict }}
+{{- range $field := list "priorityClassName" "nodeSelector" "tolerations" "affinity" "topologySpreadConstraints" }}
+{{- with get $values $field }}{{ $_ := set $placement $field . }}{{ end }}
 {{- end }}
-{{- range $field := list "nodeSelector" "tolerations" "affinity" "topologySpreadConstraints" }}
-{{- with get $values $field }}
-{{ $field }}:
-  {{- toYaml . | nindent 2 }}
-{{- end }}
-{{- end }}
-{{- end }}
-
-{{/* A component's extraEnv (a list of EnvVar), appended to its container's env. */}}
-{{- define "inshape.extraEnv" -}}
-{{- with .extraEnv }}
-{{- toYaml . }}
-{{- end }}
+{{- with $placement }}{{ toYaml . }}{{ end }}
 {{- end }}
 
 {{- define "inshape.serviceAccountName" -}}
