@@ -427,6 +427,7 @@ def test_notes_name_the_next_commands() -> None:
         "--set", "strimzi.enabled=true",
     ).stdout  # fmt: skip
     assert "kubectl -n ml rollout status deployment/inshape-operator" in notes
+    assert "helm test inshape -n ml" in notes
     assert "kubectl -n ml port-forward service/inshape-mlflow 5000" in notes
     assert "kubectl -n ml wait kafka/inshape-kafka --for=condition=Ready" in notes
     assert "MLflow tracking URI for policies: http://inshape-mlflow.ml:5000" in notes
