@@ -62,3 +62,30 @@ def test_unserialisable_arguments_do_not_break_a_line() -> None:
     line = json.loads(JsonFormatter().format(record))
     assert line["message"].startswith("<object object")
     assert str(line["object"]["name"]).startswith("<object object")
+
+
+def test_kopfs_own_object_logger_and_configure_end_in_json_lines(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """What __main__ does: kopf.configure's root handler, then use_json; a handler logs through
+    Kopf's ObjectLogger (the `logger` Kopf passes to handlers)."""
+    import kopf
+
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    try:
+        kopf.configure(verbose=False)
+        use_json()
+        body = {"apiVersion": "inshape.dev/v1alpha1", "kind": "ModelUpdatePolicy",
+                "metadata": {"name": "digits", "namespace": "ml", "uid": "u-1"}}  # fmt: skip
+        logger = kopf.LocalObjectLogger(body=kopf.Body(body), settings=kopf.OperatorSettings())
+        logger.info("started %s", "run 3")
+        for handler in root.handlers:
+            handler.flush()
+    finally:
+        root.handlers[:], root.level = saved
+    out = capsys.readouterr()
+    (line,) = [json.loads(text) for text in (out.out + out.err).splitlines() if text.strip()]
+    assert line["message"] == "started run 3" and line["level"] == "INFO"
+    assert line["object"] == {"apiVersion": "inshape.dev/v1alpha1", "kind": "ModelUpdatePolicy",
+                              "name": "digits", "namespace": "ml", "uid": "u-1"}  # fmt: skip
