@@ -83,14 +83,26 @@ def test_one_install_creates_the_crd_and_the_example_then_upgrades_adopt_it(
 ) -> None:
     admin = api_server.kubectl()
     ns = namespace(admin, "install")
-    helm(api_server, "install", "inshape", str(CHART), "-n", ns, "--set", EXAMPLE)
+    notes = helm(api_server, "install", "inshape", str(CHART), "-n", ns, "--set", EXAMPLE)
+    assert "The policy is a post-install hook" in notes
     created = policy(admin, ns)
     assert created, "the post-install hook created no policy"
     assert created["metadata"]["annotations"]["helm.sh/hook"] == "post-install,post-upgrade"
     uid = created["metadata"]["uid"]
 
-    helm(api_server, "upgrade", "inshape", str(CHART), "-n", ns, "--reuse-values",
-         "--set", "example.minNewRecords=10")  # fmt: skip
+    notes = helm(
+        api_server,
+        "upgrade",
+        "inshape",
+        str(CHART),
+        "-n",
+        ns,
+        "--reuse-values",
+        "--set",
+        "example.minNewRecords=10",
+    )
+    assert "post-install hook" not in notes
+
     adopted = policy(admin, ns)
     assert adopted["metadata"]["uid"] == uid, "the upgrade re-created the policy"
     assert adopted["spec"]["trigger"]["minNewRecords"] == 10
