@@ -899,3 +899,34 @@ def test_lint_is_clean_with_the_platform_values() -> None:
         "mlflow.server.auth.adminSecret.name=admin,imagePullSecrets[0]=regcred,"
         "image.digest=sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
     )
+
+
+def test_mlflow_reads_the_rendered_auth_config_with_the_password_from_env(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MLflow's own reader: the ini from the ConfigMap, the admin password from the env the
+    Deployment sets from the Secret. (Loaded by path: the package's __init__ needs Flask-WTF,
+    which only the server needs.)"""
+    import importlib.util
+
+    import mlflow
+
+    source = Path(mlflow.__file__).parent / "server" / "auth" / "config.py"
+    spec = importlib.util.spec_from_file_location("mlflow_auth_config", source)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    read_auth_config = module.read_auth_config
+
+    values = {"mlflow.server.auth.enabled": True, "mlflow.server.auth.adminSecret.name": "adm"}
+    objects = render(values)
+    ini = tmp_path / "basic_auth.ini"
+    ini.write_text(one(objects, "ConfigMap", "inshape-mlflow-auth")["data"]["basic_auth.ini"])
+    assert "MLFLOW_AUTH_ADMIN_PASSWORD" in env_of(mlflow_container(objects))
+    monkeypatch.setenv("MLFLOW_AUTH_CONFIG_PATH", str(ini))
+    monkeypatch.setenv("MLFLOW_AUTH_ADMIN_PASSWORD", "from-the-secret")
+    monkeypatch.delenv("MLFLOW_AUTH_ADMIN_USERNAME", raising=False)
+    auth = read_auth_config()
+    assert (auth.admin_username, auth.admin_password) == ("admin", "from-the-secret")
+    assert auth.default_permission == "READ"
+    assert auth.database_uri == "sqlite:////data/basic_auth.db"
