@@ -883,6 +883,25 @@ def test_operator_egress_is_opt_in_and_allows_dns_api_server_kafka_and_mlflow() 
     assert [p["port"] for p in api["ports"]] == [443, 6443]
     assert kafka["to"] == [{"namespaceSelector": {}}]
     assert mlflow["ports"] == [{"protocol": "TCP", "port": 5000}]
+    strimzi = render(
+        {
+            "networkPolicy.enabled": True,
+            "networkPolicy.operatorEgress.enabled": True,
+            "strimzi.enabled": True,
+        }
+    )
+    kafka = one(strimzi, "NetworkPolicy", "inshape-operator")["spec"]["egress"][2]
+    assert kafka["to"] == [
+        {"podSelector": {"matchLabels": {"strimzi.io/cluster": "inshape-kafka"}}}
+    ]
+    assert (
+        "to"
+        not in one(
+            render({"networkPolicy.enabled": True, "networkPolicy.operatorEgress.enabled": True}),
+            "NetworkPolicy",
+            "inshape-operator",
+        )["spec"]["egress"][2]
+    )
     # Cluster-wide: update Jobs from any namespace may reach MLflow.
     (rule,) = one(objects, "NetworkPolicy", "inshape-mlflow")["spec"]["ingress"]
     assert {"namespaceSelector": {}}.items() <= rule["from"][-1].items()
