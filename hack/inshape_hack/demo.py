@@ -109,16 +109,12 @@ def install(cluster: Cluster) -> None:
     }
     sets = [arg for key, value in values.items() for arg in ("--set", f"{key}={value}")]
     chart = str(REPO_ROOT / "charts" / "inshape")
-    installed = bool(cluster.helm_ok("status", RELEASE))
     print(f"helm upgrade --install {RELEASE} charts/inshape -n {NAMESPACE} ...", flush=True)
-    # The example policy needs its CRD installed first (Helm maps every kind up front), so a
-    # first install leaves it out and an upgrade adds it. A re-run keeps it in throughout:
-    # dropping it would delete the policy, its status and its Jobs.
-    first = ["--set", f"example.enabled={'true' if installed else 'false'}"]
-    # --take-ownership: the CRD may be there already from `kubectl apply -f manifests/crd`.
-    cluster.helm("upgrade", "--install", "--take-ownership", RELEASE, chart, *sets, *first)
-    if not installed:
-        cluster.helm("upgrade", RELEASE, chart, "--reuse-values", "--set", "example.enabled=true")
+    # One command creates the CRD and the example policy (a post-install hook while the CRD is
+    # new; see charts/inshape/templates/example.yaml). --take-ownership: the CRD may be there
+    # already from `kubectl apply -f manifests/crd`.
+    example = ["--set", "example.enabled=true"]
+    cluster.helm("upgrade", "--install", "--take-ownership", RELEASE, chart, *sets, *example)
 
 
 def operator_running(cluster: Cluster) -> bool:

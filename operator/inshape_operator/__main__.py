@@ -2,7 +2,8 @@
 
 Watches the namespaces in INSHAPE_NAMESPACES (the whole cluster when empty), serves Kopf's
 liveness probe at :INSHAPE_HEALTH_PORT/healthz and Prometheus metrics at
-:INSHAPE_METRICS_PORT/metrics. `python -m inshape_operator.config` lists every setting.
+:INSHAPE_METRICS_PORT/metrics. INSHAPE_LOG_FORMAT=json logs one JSON object per line.
+`python -m inshape_operator.config` lists every setting.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import sys
 
 import kopf
 
-from inshape_operator import config, handlers
+from inshape_operator import config, handlers, logformat
 
 _ROUTINE = ("Handler 'job_changed' succeeded",)
 
@@ -29,6 +30,8 @@ def main() -> int:
         print(f"inshape-operator: {exc}", file=sys.stderr)
         return 2
     kopf.configure(verbose=settings.log_level == "DEBUG")
+    if settings.log_format == "json":
+        logformat.use_json()
     logging.getLogger().setLevel(settings.log_level_number)
     logging.getLogger("kafka").setLevel(logging.WARNING)
     logging.getLogger("kopf.objects").addFilter(_not_routine)

@@ -7,10 +7,12 @@ as container env; `python -m inshape_operator.config` prints the table (for docs
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
+import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -59,6 +61,20 @@ SETTINGS: tuple[Setting, ...] = (
         "empty allows that one only (a policy author does not pick the code the operator runs).",
     ),
     Setting(
+        "INSHAPE_JOB_IMAGE_PULL_SECRETS",
+        "job_image_pull_secrets",
+        "",
+        "Comma-separated Secret names put in update Job pods' imagePullSecrets (each must exist"
+        " in the policy's namespace).",
+    ),
+    Setting(
+        "INSHAPE_JOB_DEFAULT_RESOURCES",
+        "job_default_resources",
+        "",
+        'Container resources (JSON, e.g. {"requests": {"cpu": "500m"}}) of update Jobs whose'
+        " policy sets no spec.job.resources; empty sets none.",
+    ),
+    Setting(
         "INSHAPE_NAMESPACES",
         "namespaces",
         "",
@@ -94,10 +110,24 @@ SETTINGS: tuple[Setting, ...] = (
         "INFO",
         "Log level: DEBUG, INFO, WARNING or ERROR.",
     ),
+    Setting(
+        "INSHAPE_LOG_FORMAT",
+        "log_format",
+        "text",
+        "Log format: text (Kopf's lines) or json (one object per line: time, level, logger,"
+        " message, and the handled object).",
+    ),
 )
 
 _PULL_POLICIES = ("Always", "IfNotPresent", "Never")
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+_LOG_FORMATS = ("text", "json")
+_RESOURCE_KEYS = ("requests", "limits")
+# A Kubernetes quantity: 500m, 1.5, 2Gi, 1e3.
+_QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+|[KMGTPE]i?|[numk])?$")
+
+# Container resources: {"requests"|"limits": {resource name: quantity}}.
+Resources = dict[str, dict[str, str]]
 
 
 @dataclass(frozen=True)
@@ -107,12 +137,15 @@ class OperatorConfig:
     job_ttl_seconds: int
     job_run_as_user: int | None
     job_images_allowed: tuple[str, ...]
+    job_image_pull_secrets: tuple[str, ...]
+    job_default_resources: Resources = field(hash=False)
     namespaces: tuple[str, ...]
     poll_seconds: float
     failure_backoff_seconds: float
     metrics_port: int
     health_port: int
     log_level: str
+    log_format: str
 
     def image_allowed(self, image: str) -> bool:
         return image == self.job_image or image in self.job_images_allowed
@@ -153,8 +186,31 @@ def _choice(env: str, text: str, choices: tuple[str, ...]) -> str:
     return text
 
 
-def _list(text: str) -> tuple[str, ...]:
-    return tuple(item.strip() for item in text.split(",") if item.strip())
+def _names(env: str, text: str) -> tuple[str, ...]:
+    return tuple(name.strip() for name in text.split(",") if name.strip())
+
+
+def _resources(env: str, text: str) -> Resources:
+    """`{"requests": {...}, "limits": {...}}` of quantities (strings or numbers); "" is {}."""
+    if not text.strip():
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise ConfigError(f"{env}: not JSON ({exc})") from None
+    if not isinstance(value, dict) or not set(value) <= set(_RESOURCE_KEYS):
+        raise ConfigError(f"{env}: must be an object of {' and/or '.join(_RESOURCE_KEYS)}")
+    out: Resources = {}
+    for key, amounts in value.items():
+        if not isinstance(amounts, dict):
+            raise ConfigError(f"{env}: {key} must be an object of quantities")
+        out[key] = {}
+        for name, amount in amounts.items():
+            quantity = str(amount)
+            if isinstance(amount, bool) or not _QUANTITY.match(quantity):
+                raise ConfigError(f"{env}: {key}.{name}={amount!r} is not a quantity")
+            out[key][name] = quantity
+    return {k: v for k, v in out.items() if v}
 
 
 def _nonempty(env: str, text: str) -> str:
@@ -168,13 +224,16 @@ _PARSERS: dict[str, Callable[[str, str], Any]] = {
     "job_image_pull_policy": lambda env, text: _choice(env, text, _PULL_POLICIES),
     "job_ttl_seconds": lambda env, text: _int(env, text, 0),
     "job_run_as_user": lambda env, text: _int(env, text, 1) if text.strip() else None,
-    "job_images_allowed": lambda env, text: _list(text),
-    "namespaces": lambda env, text: _list(text),
+    "job_images_allowed": _names,
+    "job_image_pull_secrets": _names,
+    "job_default_resources": _resources,
+    "namespaces": _names,
     "poll_seconds": lambda env, text: _number(env, text, 1),
     "failure_backoff_seconds": lambda env, text: _number(env, text, 0),
     "metrics_port": lambda env, text: _int(env, text, 1, 65535),
     "health_port": lambda env, text: _int(env, text, 1, 65535),
     "log_level": lambda env, text: _choice(env, text.upper(), _LOG_LEVELS),
+    "log_format": lambda env, text: _choice(env, text.lower(), _LOG_FORMATS),
 }
 
 

@@ -119,6 +119,14 @@ def _secret_volume(mount: SecretMount) -> dict[str, Any]:
     return {"name": mount.volume, "secret": secret}
 
 
+def _resources(own: Any, config: OperatorConfig) -> Any:
+    """The policy's spec.job.resources; when it sets none, the operator's defaults (a Job with
+    no requests would run BestEffort, first to be evicted)."""
+    if own:
+        return dict(own)
+    return {key: dict(amounts) for key, amounts in config.job_default_resources.items()}
+
+
 def _container(policy: Policy, run: RunRequest, config: OperatorConfig) -> dict[str, Any]:
     command = ["python", "-m", "inshape_jobs", "update"]
     secret_mounts = mounts(run.kafka) if run.kafka else ()
@@ -141,7 +149,7 @@ def _container(policy: Policy, run: RunRequest, config: OperatorConfig) -> dict[
         "imagePullPolicy": config.job_image_pull_policy,
         "command": command,
         "env": env,
-        "resources": job.resources.to_container(),
+        "resources": _resources(job.resources.to_container(), config),
         "securityContext": {
             "allowPrivilegeEscalation": False,
             "capabilities": {"drop": ["ALL"]},
@@ -158,13 +166,14 @@ def _container(policy: Policy, run: RunRequest, config: OperatorConfig) -> dict[
 
 
 def _pod_spec(
-    container: dict[str, Any], run_as_user: int | None, secrets: tuple[SecretMount, ...]
+    container: dict[str, Any], config: OperatorConfig, secrets: tuple[SecretMount, ...]
 ) -> dict[str, Any]:
+    run_as_user = config.job_run_as_user
     security: dict[str, Any] = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
     if run_as_user is not None:
         security["runAsUser"] = run_as_user
         security["runAsGroup"] = run_as_user
-    return {
+    pod: dict[str, Any] = {
         "restartPolicy": "Never",
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
@@ -172,6 +181,9 @@ def _pod_spec(
         "containers": [container],
         "volumes": [{"name": "tmp", "emptyDir": {}}, *(_secret_volume(m) for m in secrets)],
     }
+    if config.job_image_pull_secrets:
+        pod["imagePullSecrets"] = [{"name": name} for name in config.job_image_pull_secrets]
+    return pod
 
 
 # An invalid policy never succeeds on retry; an evicted pod is no failure of the run.
@@ -207,7 +219,7 @@ def build_job(policy: Policy, run: RunRequest, config: OperatorConfig) -> dict[s
         "blockOwnerDeletion": True,
     }
     secrets = mounts(run.kafka) if run.kafka else ()
-    pod = _pod_spec(_container(policy, run, config), config.job_run_as_user, secrets)
+    pod = _pod_spec(_container(policy, run, config), config, secrets)
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",

@@ -58,13 +58,12 @@ def release(kind_env: KindEnv, namespace: str, kubectl: Kubectl) -> Iterator[dic
     install = ["inshape", str(CHART), "-n", namespace]
     # Other tests of the session may have applied the CRD with kubectl already; the chart
     # adopts it (a cluster-scoped CRD is shared by every release and test namespace).
+    # One install creates the CRD and the example policy (a post-install hook while the CRD
+    # is new).
+    values["example.enabled"] = True
     notes = helm(kind_env, "install", *install, "--take-ownership", *set_args(values))
     assert f"kubectl -n {namespace} rollout status deployment/inshape-operator" in notes
     try:
-        # The example's policy needs its CRD installed first (Helm maps every kind up front).
-        notes = helm(
-            kind_env, "upgrade", *install, "--reuse-values", "--set", "example.enabled=true"
-        )
         assert f"--topic {names['topic']} --count" in notes
         assert f"--bootstrap-servers {kind_env.kafka_in_cluster}" in notes
         yield names

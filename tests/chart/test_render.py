@@ -64,6 +64,7 @@ def test_defaults_render_the_operator_mlflow_and_namespaced_rbac_only() -> None:
             "Deployment",  # mlflow
             "Service",  # mlflow
             "PersistentVolumeClaim",  # mlflow
+            "Pod",  # `helm test`
         ]
     )
     role = one(objects, "Role")
@@ -268,8 +269,14 @@ def leaf_paths(values: dict[str, Any], prefix: str = "") -> list[str]:
     return out
 
 
+# A parent chart's globals reach a subchart's .Values.global: the schema must let them in.
+OPEN_MAPS = {"global."}
+
+
 def schema_paths(schema: dict[str, Any], prefix: str = "") -> list[str]:
-    assert schema.get("additionalProperties") is False, f"{prefix or 'root'} allows unknown keys"
+    open_map = prefix in OPEN_MAPS
+    allows = schema.get("additionalProperties")
+    assert allows is open_map, f"{prefix or 'root'} allows unknown keys: {allows}"
     out = []
     for key, sub in schema["properties"].items():
         path = f"{prefix}{key}"
@@ -391,14 +398,28 @@ def test_manifests_strimzi_is_what_the_chart_renders() -> None:
     }
 
 
-def test_the_example_before_its_crd_exists_fails_with_what_to_do() -> None:
-    """A CRD and its first object in one release cannot work: Helm maps every kind first."""
-    result = helm(
-        "template", "x", str(CHART), "--set", "example.enabled=true,kafka.bootstrapServers=k:9",
-        check=False,
-    )  # fmt: skip
-    assert result.returncode != 0
-    assert "helm upgrade --reuse-values --set example.enabled=true" in result.stderr
+def test_the_example_before_its_crd_exists_is_a_hook_helm_adopts_later() -> None:
+    """Helm maps every kind of a release before it creates anything: while the CRD is not
+    served the policy is a post-install/post-upgrade hook with Helm's ownership metadata;
+    once it is served, an ordinary object (which Helm adopts). tests/chart/test_platform_apiserver
+    installs and upgrades against a real API server."""
+    values = ["--set", "example.enabled=true,kafka.bootstrapServers=k:9"]
+    before = [d for d in yaml.safe_load_all(helm("template", "x", str(CHART), *values).stdout) if d]
+    policy = one(before, "ModelUpdatePolicy")
+    assert policy["metadata"]["annotations"] == {
+        "helm.sh/hook": "post-install,post-upgrade",
+        "helm.sh/hook-weight": "0",
+        "helm.sh/hook-delete-policy": "before-hook-creation",
+        "meta.helm.sh/release-name": "x",
+        "meta.helm.sh/release-namespace": "default",
+    }
+    assert policy["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "Helm"
+    served = render(
+        {"example.enabled": True, "kafka.bootstrapServers": "k:9"}, release="x", namespace="default"
+    )
+    after = one(served, "ModelUpdatePolicy")
+    assert "annotations" not in after["metadata"]
+    assert after["spec"] == policy["spec"]
 
 
 def test_notes_name_the_next_commands() -> None:
@@ -408,6 +429,7 @@ def test_notes_name_the_next_commands() -> None:
         "--set", "strimzi.enabled=true",
     ).stdout  # fmt: skip
     assert "kubectl -n ml rollout status deployment/inshape-operator" in notes
+    assert "helm test inshape -n ml" in notes
     assert "kubectl -n ml port-forward service/inshape-mlflow 5000" in notes
     assert "kubectl -n ml wait kafka/inshape-kafka --for=condition=Ready" in notes
     assert "MLflow tracking URI for policies: http://inshape-mlflow.ml:5000" in notes
@@ -529,3 +551,403 @@ def test_the_schema_refuses_unknown_strimzi_settings(setting: str) -> None:
         "template", "x", str(CHART), "--set", f"strimzi.enabled=true,{setting}", check=False
     )
     assert result.returncode != 0 and "values don't meet the specifications" in result.stderr
+
+
+# --- installing for a platform team ------------------------------------------------------------
+
+EXAMPLE_ON = {"example.enabled": True, "kafka.bootstrapServers": "kafka:9092"}
+COMPONENTS = {
+    "operator": "inshape-operator",
+    "mlflow.server": "inshape-mlflow",
+    "example.serving": "digits-serving",
+}
+
+
+def env_of(container: JSON) -> dict[str, Any]:
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
+
+
+def operator_env(objects: list[JSON]) -> dict[str, Any]:
+    (container,) = pod_spec(one(objects, "Deployment", "inshape-operator"))["containers"]
+    return env_of(container)
+
+
+def mlflow_container(objects: list[JSON]) -> JSON:
+    (container,) = pod_spec(one(objects, "Deployment", "inshape-mlflow"))["containers"]
+    return container
+
+
+def test_pull_secrets_digest_and_global_registry_reach_every_pod_and_the_jobs() -> None:
+    objects = render(
+        {
+            **EXAMPLE_ON,
+            "global.imageRegistry": "mirror.example.com/",
+            "global.imagePullSecrets": [{"name": "mirror"}],
+            "imagePullSecrets": ["regcred", {"name": "mirror"}],
+            "image.repository": "team/inshape",
+            "image.digest": "sha256:" + "a" * 64,
+        }
+    )
+    image = "mirror.example.com/team/inshape@sha256:" + "a" * 64
+    pods = [pod_spec(d) for d in workloads(objects)] + [one(objects, "Pod")["spec"]]
+    assert len(pods) == 4
+    for spec in pods:
+        assert spec["imagePullSecrets"] == [{"name": "mirror"}, {"name": "regcred"}]
+        assert {c["image"] for c in spec["containers"]} == {image}
+    env = operator_env(objects)
+    assert env["INSHAPE_JOB_IMAGE"] == image
+    assert env["INSHAPE_JOB_IMAGE_PULL_SECRETS"] == "mirror,regcred"
+    assert config.load(env).job_image_pull_secrets == ("mirror", "regcred")
+    defaults = render()
+    assert all("imagePullSecrets" not in pod_spec(d) for d in workloads(defaults))
+    assert operator_env(defaults)["INSHAPE_JOB_IMAGE_PULL_SECRETS"] == ""
+
+
+def test_the_schema_accepts_a_parent_charts_globals_and_refuses_a_bad_digest() -> None:
+    render({"global.someOtherChart": {"x": 1}, "global.storageClass": "fast"})
+    result = helm("template", "x", str(CHART), "--set", "image.digest=latest", check=False)
+    assert result.returncode != 0 and "digest" in result.stderr
+
+
+@pytest.mark.parametrize(("component", "deployment"), list(COMPONENTS.items()))
+def test_each_component_takes_pod_placement_metadata_and_extra_env(
+    component: str, deployment: str
+) -> None:
+    toleration = {"key": "ml", "operator": "Exists", "effect": "NoSchedule"}
+    affinity = {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [
+                    {"matchExpressions": [{"key": "pool", "operator": "In", "values": ["ml"]}]}
+                ]
+            }
+        }
+    }
+    spread = {
+        "maxSkew": 1,
+        "topologyKey": "topology.kubernetes.io/zone",
+        "whenUnsatisfiable": "ScheduleAnyway",
+        "labelSelector": {"matchLabels": {"a": "b"}},
+    }
+    extra = {"name": "HTTPS_PROXY", "value": "http://proxy:3128"}
+    objects = render(
+        {
+            **EXAMPLE_ON,
+            f"{component}.podAnnotations": {"team": "ml"},
+            f"{component}.podLabels": {"cost-center": "42"},
+            f"{component}.nodeSelector": {"pool": "ml"},
+            f"{component}.tolerations": [toleration],
+            f"{component}.affinity": affinity,
+            f"{component}.topologySpreadConstraints": [spread],
+            f"{component}.priorityClassName": "ml-high",
+            f"{component}.extraEnv": [extra],
+        }
+    )
+    target = one(objects, "Deployment", deployment)
+    template = target["spec"]["template"]
+    assert template["metadata"]["annotations"] == {"team": "ml"}
+    assert template["metadata"]["labels"]["cost-center"] == "42"
+    assert "cost-center" not in target["spec"]["selector"]["matchLabels"]
+    assert set(target["spec"]["selector"]["matchLabels"].items()) <= set(
+        template["metadata"]["labels"].items()
+    )
+    spec = template["spec"]
+    assert spec["nodeSelector"] == {"pool": "ml"}
+    assert spec["tolerations"] == [toleration]
+    assert spec["affinity"] == affinity
+    assert spec["topologySpreadConstraints"] == [spread]
+    assert spec["priorityClassName"] == "ml-high"
+    assert spec["containers"][0]["env"][-1] == extra
+    for other in workloads(objects):
+        if other is not target:
+            assert "priorityClassName" not in pod_spec(other)
+            assert "annotations" not in other["spec"]["template"]["metadata"]
+
+
+def test_update_jobs_get_default_resources_and_the_operator_its_log_format() -> None:
+    env = operator_env(render())
+    settings = config.load(env)
+    assert settings.job_default_resources == {
+        "requests": {"cpu": "100m", "memory": "512Mi"},
+        "limits": {"memory": "2Gi"},
+    }
+    assert settings.log_format == "text"
+    env = operator_env(
+        render({"operator.job.resources": {"requests": {"cpu": 1}}, "operator.logFormat": "json"})
+    )
+    assert config.load(env).job_default_resources["requests"]["cpu"] == "1"
+    assert env["INSHAPE_LOG_FORMAT"] == "json"
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"operator.job.resources": {"requests": {"cpu": "lots"}}},
+        {"operator.job.resources": {"request": {"cpu": "1"}}},
+        {"mlflow.server.resources": {"limits": {"memory": True}}},
+        {"operator.logFormat": "xml"},
+    ],
+)
+def test_the_schema_types_resources_and_the_log_format(bad: dict[str, Any]) -> None:
+    from tests.chart.conftest import set_args
+
+    result = helm("template", "x", str(CHART), *set_args(bad), check=False)
+    assert result.returncode != 0, bad
+
+
+def test_a_service_monitor_scrapes_the_operators_metrics_service() -> None:
+    assert not find(render(), "ServiceMonitor")
+    objects = render(
+        {
+            "serviceMonitor.enabled": True,
+            "serviceMonitor.interval": "15s",
+            "serviceMonitor.labels": {"release": "prom"},
+        }
+    )
+    monitor = one(objects, "ServiceMonitor")
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    assert monitor["metadata"]["labels"]["release"] == "prom"
+    service = one(objects, "Service", "inshape-metrics")
+    assert (
+        monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    )
+    assert monitor["spec"]["namespaceSelector"] == {"matchNames": ["inshape"]}
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert endpoint == {"port": "metrics", "path": "/metrics", "interval": "15s"}
+    assert "metrics" in {p["name"] for p in service["spec"]["ports"]}
+
+
+def test_helm_test_checks_the_operator_and_mlflow_through_their_services() -> None:
+    objects = render()
+    pod = one(objects, "Pod")
+    assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    (container,) = pod["spec"]["containers"]
+    assert container["image"] == "inshape:0.1.0"
+    assert (
+        container["args"]
+        if "args" in container
+        else container["command"][-2:]
+        == [
+            "http://inshape-metrics.inshape:8080/healthz",
+            "http://inshape-mlflow.inshape:5000/health",
+        ]
+    )
+    service = one(objects, "Service", "inshape-metrics")
+    assert {"name": "health", "port": 8080, "targetPort": "health"} in service["spec"]["ports"]
+    assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
+    assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    external = one(render({"mlflow.external.uri": "http://mlflow:5000"}), "Pod")
+    assert external["spec"]["containers"][0]["command"][-1].endswith("/healthz")
+
+
+def test_mlflow_with_an_external_database_and_object_store_keeps_secrets_in_secrets() -> None:
+    objects = render(
+        {
+            "mlflow.server.backendStore.uriSecret": {"name": "mlflow-db", "key": "uri"},
+            "mlflow.server.artifacts": {
+                "destination": "s3://models/inshape",
+                "endpointUrl": "http://minio.storage:9000",
+                "region": "eu-west-1",
+                "credentialsSecret": {"name": "minio"},
+            },
+        }
+    )
+    container = mlflow_container(objects)
+    command = container["command"]
+    assert "--backend-store-uri=$(MLFLOW_BACKEND_STORE_URI)" in command
+    assert "--artifacts-destination=s3://models/inshape" in command
+    assert not any("sqlite" in a or "/data" in a for a in command)
+    env = env_of(container)
+    assert env["MLFLOW_BACKEND_STORE_URI"] == {"secretKeyRef": {"name": "mlflow-db", "key": "uri"}}
+    assert env["MLFLOW_S3_ENDPOINT_URL"] == "http://minio.storage:9000"
+    assert env["AWS_DEFAULT_REGION"] == "eu-west-1"
+    assert env["AWS_ACCESS_KEY_ID"] == {
+        "secretKeyRef": {"name": "minio", "key": "AWS_ACCESS_KEY_ID"}
+    }
+    assert env["AWS_SECRET_ACCESS_KEY"]["secretKeyRef"]["key"] == "AWS_SECRET_ACCESS_KEY"
+    names = [e["name"] for e in container["env"]]
+    assert names.index("MLFLOW_BACKEND_STORE_URI") < len(names)  # defined for $(...) expansion
+    assert not find(objects, "PersistentVolumeClaim")  # everything external: no volume
+    assert [m["mountPath"] for m in container["volumeMounts"]] == ["/tmp"]
+    sqlite = mlflow_container(render({"mlflow.server.artifacts.destination": "s3://b/p"}))
+    assert "--backend-store-uri=sqlite:////data/mlflow.db" in sqlite["command"]
+
+
+def test_mlflow_basic_auth_takes_its_password_from_a_secret_only() -> None:
+    result = helm(
+        "template", "x", str(CHART), "--set", "mlflow.server.auth.enabled=true", check=False
+    )
+    assert result.returncode != 0 and "mlflow.server.auth.adminSecret.name" in result.stderr
+    objects = render(
+        {
+            "mlflow.server.auth.enabled": True,
+            "mlflow.server.auth.adminSecret": {"name": "mlflow-admin", "key": "pw"},
+            "mlflow.server.auth.defaultPermission": "NO_PERMISSIONS",
+            "mlflow.server.backendStore.uriSecret.name": "db",
+            "mlflow.server.artifacts.destination": "s3://b/p",
+        }
+    )
+    container = mlflow_container(objects)
+    assert container["command"][:3] == ["mlflow", "server", "--app-name=basic-auth"]
+    env = env_of(container)
+    assert env["MLFLOW_AUTH_ADMIN_PASSWORD"] == {
+        "secretKeyRef": {"name": "mlflow-admin", "key": "pw"}
+    }
+    ini_path = env["MLFLOW_AUTH_CONFIG_PATH"]
+    config_map = one(objects, "ConfigMap", "inshape-mlflow-auth")
+    ini = config_map["data"]["basic_auth.ini"]
+    import configparser
+
+    parsed = configparser.ConfigParser()
+    parsed.read_string(ini)
+    assert dict(parsed["mlflow"]) == {
+        "default_permission": "NO_PERMISSIONS",
+        "database_uri": "sqlite:////data/basic_auth.db",
+        "admin_username": "admin",
+        "authorization_function": "mlflow.server.auth:authenticate_request_basic_auth",
+    }
+    assert "password" not in ini
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "auth")
+    assert ini_path == f"{mount['mountPath']}/basic_auth.ini"
+    assert one(objects, "PersistentVolumeClaim")  # the user store lives on the volume
+    for value in ("READ", "NONE"):
+        ok = helm(
+            "template",
+            "x",
+            str(CHART),
+            "--set",
+            f"mlflow.server.auth.defaultPermission={value}",
+            check=False,
+        )
+        assert (ok.returncode == 0) == (value == "READ")
+
+
+def test_network_policies_let_only_inshape_reach_mlflow() -> None:
+    from inshape_operator.job_builder import labels as job_labels
+
+    assert not find(render(), "NetworkPolicy")
+    objects = render(
+        {**EXAMPLE_ON, "networkPolicy.enabled": True, "operator.watchNamespaces": ["a", "b"]}
+    )
+    mlflow_policy = one(objects, "NetworkPolicy", "inshape-mlflow")
+    mlflow_pods = pod_spec(one(objects, "Deployment", "inshape-mlflow"))
+    assert mlflow_policy["spec"]["podSelector"]["matchLabels"].items() <= (
+        one(objects, "Deployment", "inshape-mlflow")["spec"]["template"]["metadata"][
+            "labels"
+        ].items()
+    )
+    assert mlflow_pods
+    (rule,) = mlflow_policy["spec"]["ingress"]
+    peers = rule["from"]
+
+    def admitted(labels: dict[str, str], namespace: str = "inshape") -> bool:
+        for peer in peers:
+            wanted = peer["podSelector"]["matchLabels"]
+            spaces = peer.get("namespaceSelector")
+            in_space = spaces is None and namespace == "inshape"
+            if spaces is not None:
+                values = spaces.get("matchExpressions", [{"values": [namespace]}])[0]["values"]
+                in_space = namespace in values
+            if in_space and wanted.items() <= labels.items():
+                return True
+        return False
+
+    for deployment in workloads(objects):
+        labels = deployment["spec"]["template"]["metadata"]["labels"]
+        name = deployment["metadata"]["name"]
+        assert admitted(labels) == (name != "inshape-mlflow"), name
+    assert admitted(one(objects, "Pod")["metadata"]["labels"])  # helm test
+    job = job_labels("digits", "uid", 3)
+    assert admitted(job, "a") and admitted(job, "b") and not admitted(job, "elsewhere")
+    assert not admitted({"app.kubernetes.io/name": "inshape"})
+    operator_policy = one(objects, "NetworkPolicy", "inshape-operator")
+    assert operator_policy["spec"]["policyTypes"] == ["Ingress"]
+    assert operator_policy["spec"]["ingress"] == [
+        {"ports": [{"port": "metrics"}, {"port": "health"}]}
+    ]
+
+
+def test_operator_egress_is_opt_in_and_allows_dns_api_server_kafka_and_mlflow() -> None:
+    objects = render(
+        {
+            "networkPolicy.enabled": True,
+            "rbac.clusterWide": True,
+            "networkPolicy.operatorEgress.enabled": True,
+            "networkPolicy.operatorEgress.apiServerCidrs": ["172.18.0.2/32"],
+            "networkPolicy.operatorEgress.kafkaTo": [{"namespaceSelector": {}}],
+        }
+    )
+    policy = one(objects, "NetworkPolicy", "inshape-operator")
+    assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
+    dns, api, kafka, mlflow = policy["spec"]["egress"]
+    assert {p["port"] for p in dns["ports"]} == {53}
+    assert api["to"] == [{"ipBlock": {"cidr": "172.18.0.2/32"}}]
+    assert [p["port"] for p in api["ports"]] == [443, 6443]
+    assert kafka["to"] == [{"namespaceSelector": {}}]
+    assert mlflow["ports"] == [{"protocol": "TCP", "port": 5000}]
+    strimzi = render(
+        {
+            "networkPolicy.enabled": True,
+            "networkPolicy.operatorEgress.enabled": True,
+            "strimzi.enabled": True,
+        }
+    )
+    kafka = one(strimzi, "NetworkPolicy", "inshape-operator")["spec"]["egress"][2]
+    assert kafka["to"] == [
+        {"podSelector": {"matchLabels": {"strimzi.io/cluster": "inshape-kafka"}}}
+    ]
+    assert (
+        "to"
+        not in one(
+            render({"networkPolicy.enabled": True, "networkPolicy.operatorEgress.enabled": True}),
+            "NetworkPolicy",
+            "inshape-operator",
+        )["spec"]["egress"][2]
+    )
+    # Cluster-wide: update Jobs from any namespace may reach MLflow.
+    (rule,) = one(objects, "NetworkPolicy", "inshape-mlflow")["spec"]["ingress"]
+    assert {"namespaceSelector": {}}.items() <= rule["from"][-1].items()
+
+
+def test_lint_is_clean_with_the_platform_values() -> None:
+    helm(
+        "lint",
+        "--strict",
+        str(CHART),
+        "--set",
+        "serviceMonitor.enabled=true,networkPolicy.enabled=true,"
+        "networkPolicy.operatorEgress.enabled=true,mlflow.server.auth.enabled=true,"
+        "mlflow.server.auth.adminSecret.name=admin,imagePullSecrets[0]=regcred,"
+        "image.digest=sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+    )
+
+
+def test_mlflow_reads_the_rendered_auth_config_with_the_password_from_env(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MLflow's own reader: the ini from the ConfigMap, the admin password from the env the
+    Deployment sets from the Secret. (Loaded by path: the package's __init__ needs Flask-WTF,
+    which only the server needs.)"""
+    import importlib.util
+
+    import mlflow
+
+    source = Path(mlflow.__file__).parent / "server" / "auth" / "config.py"
+    spec = importlib.util.spec_from_file_location("mlflow_auth_config", source)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    read_auth_config = module.read_auth_config
+
+    values = {"mlflow.server.auth.enabled": True, "mlflow.server.auth.adminSecret.name": "adm"}
+    objects = render(values)
+    ini = tmp_path / "basic_auth.ini"
+    ini.write_text(one(objects, "ConfigMap", "inshape-mlflow-auth")["data"]["basic_auth.ini"])
+    assert "MLFLOW_AUTH_ADMIN_PASSWORD" in env_of(mlflow_container(objects))
+    monkeypatch.setenv("MLFLOW_AUTH_CONFIG_PATH", str(ini))
+    monkeypatch.setenv("MLFLOW_AUTH_ADMIN_PASSWORD", "from-the-secret")
+    monkeypatch.delenv("MLFLOW_AUTH_ADMIN_USERNAME", raising=False)
+    auth = read_auth_config()
+    assert (auth.admin_username, auth.admin_password) == ("admin", "from-the-secret")
+    assert auth.default_permission == "READ"
+    assert auth.database_uri == "sqlite:////data/basic_auth.db"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 
@@ -77,3 +78,46 @@ def test_every_field_is_documented_once() -> None:
 def test_config_is_frozen() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         load({}).job_image = "x"  # type: ignore[misc]
+
+
+def test_job_pull_secrets_default_resources_and_log_format() -> None:
+    defaults = load({})
+    assert defaults.job_image_pull_secrets == ()
+    assert defaults.job_default_resources == {}
+    assert defaults.log_format == "text"
+    config = load(
+        {
+            "INSHAPE_JOB_IMAGE_PULL_SECRETS": "regcred, mirror ,",
+            "INSHAPE_JOB_DEFAULT_RESOURCES": json.dumps(
+                {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"memory": 2e9}}
+            ),
+            "INSHAPE_LOG_FORMAT": "JSON",
+        }
+    )
+    assert config.job_image_pull_secrets == ("regcred", "mirror")
+    assert config.job_default_resources == {
+        "requests": {"cpu": "500m", "memory": "1Gi"},
+        "limits": {"memory": "2000000000.0"},
+    }
+    assert config.log_format == "json"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "{",
+        "[]",
+        '{"request": {"cpu": "1"}}',
+        '{"requests": "1"}',
+        '{"requests": {"cpu": "one"}}',
+        '{"limits": {"memory": true}}',
+    ],
+)
+def test_bad_default_resources_name_the_variable(text: str) -> None:
+    with pytest.raises(ConfigError, match="INSHAPE_JOB_DEFAULT_RESOURCES"):
+        load({"INSHAPE_JOB_DEFAULT_RESOURCES": text})
+
+
+def test_a_bad_log_format_names_the_variable() -> None:
+    with pytest.raises(ConfigError, match="INSHAPE_LOG_FORMAT"):
+        load({"INSHAPE_LOG_FORMAT": "xml"})

@@ -256,3 +256,21 @@ def test_kafka_secrets_reach_the_job_as_files_and_a_secret_key_ref_never_as_valu
         {"key": "user.crt", "path": "user.crt"},
         {"key": "user.key", "path": "user.key"},
     ]
+
+
+def test_default_resources_apply_only_when_the_policy_sets_none() -> None:
+    defaults = {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"memory": "2Gi"}}
+    configured = replace(CONFIG, job_default_resources=defaults)
+    c = container(build(config=configured))
+    assert c["resources"] == defaults
+    c["resources"]["requests"]["cpu"] = "9"  # a copy: the config is not shared with the Job
+    assert configured.job_default_resources["requests"]["cpu"] == "500m"
+    own = {**POLICY["spec"], "job": {"resources": {"requests": {"cpu": "2"}}}}
+    assert container(build(own, config=configured))["resources"] == {"requests": {"cpu": "2"}}
+
+
+def test_image_pull_secrets_reach_the_pod_only_when_configured() -> None:
+    assert "imagePullSecrets" not in build()["spec"]["template"]["spec"]
+    configured = replace(CONFIG, job_image_pull_secrets=("regcred", "mirror"))
+    pod = build(config=configured)["spec"]["template"]["spec"]
+    assert pod["imagePullSecrets"] == [{"name": "regcred"}, {"name": "mirror"}]

@@ -49,8 +49,63 @@ app.kubernetes.io/managed-by: {{ $root.Release.Service }}
 app.kubernetes.io/part-of: inshape
 {{- end }}
 
+{{/* The image reference: [global.imageRegistry/]repository, then @digest when set, else
+:tag (default the appVersion). */}}
 {{- define "inshape.image" -}}
-{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- $repository := .Values.image.repository }}
+{{- with (.Values.global).imageRegistry }}
+{{- $repository = printf "%s/%s" (trimSuffix "/" .) $repository }}
+{{- end }}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" $repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" $repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{/* The names of global.imagePullSecrets and imagePullSecrets (a list, as JSON); each entry
+is a Secret name or a {name: ...} reference. */}}
+{{- define "inshape.imagePullSecretNames" -}}
+{{- $names := list }}
+{{- range concat ((.Values.global).imagePullSecrets | default list) .Values.imagePullSecrets }}
+{{- if kindIs "string" . }}
+{{- $names = append $names . }}
+{{- else }}
+{{- $names = append $names .name }}
+{{- end }}
+{{- end }}
+{{- $names | uniq | toJson }}
+{{- end }}
+
+{{/* A pod's imagePullSecrets field, or nothing. */}}
+{{- define "inshape.imagePullSecrets" -}}
+{{- $refs := list }}
+{{- range include "inshape.imagePullSecretNames" . | fromJsonArray }}
+{{- $refs = append $refs (dict "name" .) }}
+{{- end }}
+{{- with $refs }}{{ dict "imagePullSecrets" . | toYaml }}{{ end }}
+{{- end }}
+
+{{/* A pod template's metadata: the component's labels plus its podLabels, and podAnnotations.
+Call with (list $ "component" $componentValues). */}}
+{{- define "inshape.podMetadata" -}}
+{{- $values := index . 2 }}
+{{- $labels := include "inshape.labels" (list (index . 0) (index . 1)) | fromYaml }}
+{{- $metadata := dict "labels" (merge $labels ($values.podLabels | default dict)) }}
+{{- with $values.podAnnotations }}{{ $_ := set $metadata "annotations" . }}{{ end }}
+{{- toYaml $metadata }}
+{{- end }}
+
+{{/* Where a pod may run and how it pulls: imagePullSecrets, nodeSelector, tolerations,
+affinity, topologySpreadConstraints, priorityClassName (only those set). Call with
+(list $ $componentValues). */}}
+{{- define "inshape.podPlacement" -}}
+{{- $values := index . 1 }}
+{{- $placement := include "inshape.imagePullSecrets" (index . 0) | fromYaml | default dict }}
+{{- range $field := list "priorityClassName" "nodeSelector" "tolerations" "affinity" "topologySpreadConstraints" }}
+{{- with get $values $field }}{{ $_ := set $placement $field . }}{{ end }}
+{{- end }}
+{{- with $placement }}{{ toYaml . }}{{ end }}
 {{- end }}
 
 {{- define "inshape.serviceAccountName" -}}
@@ -155,4 +210,11 @@ runAsGroup: 65532
 fsGroup: 65532
 seccompProfile:
   type: RuntimeDefault
+{{- end }}
+
+{{/* "true" when the MLflow server needs its volume: a sqlite backend store, artifacts on the
+volume, or basic auth's sqlite user store; empty when everything is external. */}}
+{{- define "inshape.mlflowVolume" -}}
+{{- $server := .Values.mlflow.server }}
+{{- if or (not $server.backendStore.uriSecret.name) (not $server.artifacts.destination) $server.auth.enabled }}true{{ end }}
 {{- end }}
