@@ -154,7 +154,7 @@ def progressing(world: World, p: Progress) -> Condition:
 def degraded(world: World, p: Progress, run: LastRun | None) -> Condition:
     if p.spec_error:
         return _condition(DEGRADED, "True", "InvalidSpec", p.spec_error, world)
-    for problem in (world.kafka.problem, p.rollout.problem):
+    for problem in (world.kafka.problem, world.mlflow.problem, p.rollout.problem):
         if problem is not None:
             return _condition(DEGRADED, "True", problem.reason, problem.message, world)
     if run is not None and run.outcome == "Failed":
@@ -181,15 +181,10 @@ def desired_status(world: World, p: Progress) -> tuple[Status, tuple[Event, ...]
     before = stored.condition(READY)
     if problem is not None and (before is None or before.reason != problem.reason):
         events.append(Event("Warning", problem.reason, problem.message))  # once, not every pass
-    refused = world.kafka.problem
+    refused = credentials_refused(world)
     was = stored.condition(DEGRADED)
-    credentials_refused = refused is not None and refused.reason in CREDENTIAL_PROBLEMS
-    if (
-        refused is not None
-        and credentials_refused
-        and (was is None or was.reason != refused.reason)
-    ):
-        events.append(Event("Warning", refused.reason, refused.message))
+    if refused is not None and (was is None or was.reason != refused.reason):
+        events.append(Event("Warning", refused.reason, refused.message))  # once, not every pass
     status = Status(
         observedGeneration=world.policy.generation,
         conditions=conditions,
@@ -201,6 +196,16 @@ def desired_status(world: World, p: Progress) -> tuple[Status, tuple[Event, ...]
         kafka=kafka_status(world.kafka.connection),
     )
     return status, tuple(events)
+
+
+def credentials_refused(world: World) -> Problem | None:
+    """Kafka's or MLflow's refusal of the policy's credentials (or their missing Secret)."""
+    kafka, mlflow = world.kafka.problem, world.mlflow.problem
+    if kafka is not None and kafka.reason in CREDENTIAL_PROBLEMS:
+        return kafka
+    if mlflow is not None and world.mlflow.runs_blocked:
+        return mlflow
+    return None
 
 
 def kafka_status(connection: KafkaConnection | None) -> KafkaStatus | None:
