@@ -16,7 +16,6 @@ from typing import Literal
 from inshape_hack.ports import free_port
 from inshape_hack.process import LocalServer
 
-
 Permission = Literal["READ", "EDIT", "MANAGE", "NO_PERMISSIONS"]
 
 
