@@ -14,6 +14,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from kubernetes.client.exceptions import ApiException
+
 from inshape_api import kafka_connection
 from inshape_api.kafka_connection import KafkaConnection
 from inshape_api.names import LABEL_RUN, ROLLBACK_ANNOTATION
@@ -55,6 +57,8 @@ from inshape_operator.world import (
     Problem,
     World,
 )
+
+_FORBIDDEN = 403
 
 
 class NotYetError(Exception):
@@ -213,13 +217,19 @@ def mlflow_view(readers: Readers, policy: Policy | None) -> MlflowView:
     server takes them: one cheap read per pass, so no Job starts only to be refused."""
     if policy is None:
         return MlflowView()
+    secret = policy.spec.mlflow.credentialsSecret
     try:
         credentials = mlflow_credentials.read_credentials(
-            lambda name: readers.kube.get_secret(policy.namespace, name),
-            policy.spec.mlflow.credentialsSecret,
+            lambda name: readers.kube.get_secret(policy.namespace, name), secret
         )
     except kafka_credentials.CredentialsError as exc:
         return MlflowView(problem=Problem(MLFLOW_SECRET_MISSING, str(exc)))
+    except ApiException as exc:
+        if exc.status != _FORBIDDEN:
+            raise
+        # The chart's rbac.readKafkaSecrets=false: say so on the policy instead of failing.
+        message = f"the operator may not get Secret {secret} (RBAC: get secrets)"
+        return MlflowView(problem=Problem(MLFLOW_SECRET_MISSING, message))
     view = MlflowView(credentials=credentials)
     try:
         Registry(policy.spec.mlflow.trackingUri, credentials).probe(policy.spec.model.name)

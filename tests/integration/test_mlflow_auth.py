@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
+from kubernetes.client.exceptions import ApiException
 
 from inshape_api.result import MLFLOW_SECRET_MISSING, MLFLOW_UNAUTHORIZED, decode
 from inshape_api.spec import Policy
@@ -147,15 +148,20 @@ class SecretsOnly:
 
     secrets: dict[str, dict[str, Any]]
 
+    forbidden: bool = False
+
     def get_secret(self, namespace: str, name: str) -> dict[str, Any] | None:
+        if self.forbidden:
+            raise ApiException(status=403, reason="Forbidden")
         return self.secrets.get(name)
 
 
 def test_the_operators_view_of_mlflow_per_policy(
     policy: Policy, mlflow_auth_server: MlflowServer
 ) -> None:
-    def view(secrets: dict[str, dict[str, Any]]) -> Any:
-        readers = Readers(kube=cast(Kube, SecretsOnly(secrets)), lags=cast(LagReader, None))
+    def view(secrets: dict[str, dict[str, Any]], forbidden: bool = False) -> Any:
+        kube = cast(Kube, SecretsOnly(secrets, forbidden))
+        readers = Readers(kube=kube, lags=cast(LagReader, None))
         return mlflow_view(readers, policy)
 
     user = admin(mlflow_auth_server)
@@ -167,3 +173,6 @@ def test_the_operators_view_of_mlflow_per_policy(
     missing = view({})
     assert missing.problem is not None and missing.problem.reason == MLFLOW_SECRET_MISSING
     assert missing.runs_blocked
+    denied = view({SECRET: secret_of(user)}, forbidden=True)
+    assert denied.problem is not None and denied.problem.reason == MLFLOW_SECRET_MISSING
+    assert "may not get Secret mlflow-creds" in denied.problem.message
