@@ -10,7 +10,6 @@ a repr or a condition: errors name the Secret and the key, nothing more.
 from __future__ import annotations
 
 import base64
-import hashlib
 import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -40,12 +39,6 @@ class MlflowCredentials:
         if self.token:
             return f"Bearer {self.token}"
         return None
-
-    @property
-    def key(self) -> str:
-        """Identity of these credentials (a rotated Secret gives a new one); no value shown."""
-        parts = (self.secret or "", self.token or "", self.username or "", self.password or "")
-        return hashlib.sha256("\0".join((*parts, self.ca_pem or "")).encode()).hexdigest()
 
     def tls_context(self) -> ssl.SSLContext:
         """Verifies the server against the Secret's CA bundle, else the system's CAs."""

@@ -154,7 +154,9 @@ def progressing(world: World, p: Progress) -> Condition:
 def degraded(world: World, p: Progress, run: LastRun | None) -> Condition:
     if p.spec_error:
         return _condition(DEGRADED, "True", "InvalidSpec", p.spec_error, world)
-    for problem in (world.kafka.problem, world.mlflow.problem, p.rollout.problem):
+    # Refused credentials first: they, not a passing blip, are why no Job starts.
+    problems = (credentials_refused(world), world.kafka.problem, world.mlflow.problem)
+    for problem in (*problems, p.rollout.problem):
         if problem is not None:
             return _condition(DEGRADED, "True", problem.reason, problem.message, world)
     if run is not None and run.outcome == "Failed":

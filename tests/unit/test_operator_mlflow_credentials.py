@@ -69,7 +69,7 @@ def test_values_never_reach_a_repr_or_a_message() -> None:
     found = read_credentials(lambda name: secret if name == "mlf" else None, "mlf")
     assert found.password == SECRET_VALUE
     registry = Registry("http://mlflow:5000", found)
-    for text in (repr(found), repr(registry), found.describe(), found.key):
+    for text in (repr(found), repr(registry), found.describe()):
         assert SECRET_VALUE not in text and "alice" not in text
     assert "mlf" in found.describe()
 

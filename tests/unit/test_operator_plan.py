@@ -427,3 +427,11 @@ def test_a_rollback_waits_while_mlflow_refuses_the_credentials() -> None:
     assert p.alias is None and p.patch is None and not p.clear_rollback
     assert (p.status.champion, p.status.previousChampion) == (seven, V6)
     assert condition(p, "Degraded") == ("True", "MlflowUnauthorized")
+
+
+def test_mlflow_refusal_is_reported_over_a_passing_kafka_problem() -> None:
+    blip = KafkaView(
+        connection=KafkaConnection("kafka:9092"), problem=Problem("LagUnavailable", "timed out")
+    )
+    p = plan(world(kafka=blip, mlflow=MLFLOW_REFUSED, pending=None), CONFIG)
+    assert condition(p, "Degraded") == ("True", "MlflowUnauthorized") and p.job is None
