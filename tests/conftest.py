@@ -22,7 +22,7 @@ import pytest
 from inshape_hack.kafka import KafkaBroker
 from inshape_hack.kafka_certs import KafkaPki, write_test_pki
 from inshape_hack.kafka_scram import create_scram_user
-from inshape_hack.mlflow_server import MlflowServer
+from inshape_hack.mlflow_server import MlflowServer, new_user
 
 # The kind fixtures (kind_env, namespace, kubectl) for every tier that needs a cluster.
 pytest_plugins = ["inshape_hack.kindtesting"]
@@ -73,6 +73,14 @@ def secure_kafka(services_dir: Path) -> Iterator[SecureKafka]:
 @pytest.fixture(scope="session")
 def mlflow_server(services_dir: Path) -> Iterator[MlflowServer]:
     with MlflowServer(services_dir / "mlflow") as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def mlflow_auth_server(services_dir: Path) -> Iterator[MlflowServer]:
+    """A second MLflow server behind MLflow's basic-auth app (``server.admin``; everyone else
+    may read only); mlflow_server stays open."""
+    with MlflowServer(services_dir / "mlflow-auth", admin=new_user("admin")) as server:
         yield server
 
 

@@ -127,6 +127,7 @@ class SecretMount:
     secret: str
     path: str
     items: tuple[tuple[str, str], ...] | None
+    optional: bool = False  # a missing Secret or item leaves the volume empty, the pod starts
 
 
 def trusted_dir(index: int) -> str:

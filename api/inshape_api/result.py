@@ -24,6 +24,10 @@ MESSAGE_MAX = 1024
 # until the Secret (or the listener) changes.
 KAFKA_AUTH_FAILED = "KafkaAuthFailed"
 KAFKA_SECRET_MISSING = "KafkaSecretMissing"  # a Secret (or key) the connection names is not there
+# MLflow answered 401/403: the credentials of spec.mlflow.credentialsSecret (or their absence)
+# are refused; no retry helps until the Secret changes.
+MLFLOW_UNAUTHORIZED = "MlflowUnauthorized"
+MLFLOW_SECRET_MISSING = "MlflowSecretMissing"  # the Secret is absent or holds no credentials
 TERMINATION_MESSAGE_LIMIT = 4096
 
 

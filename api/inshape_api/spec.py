@@ -356,6 +356,13 @@ class TargetSpec:
 class MlflowSpec:
     trackingUri: str = field(metadata=doc("MLflow tracking server URI.", minLength=1))  # noqa: N815
     experiment: str | None = _opt("Experiment name; default <namespace>-<name>.", minLength=1)
+    credentialsSecret: str | None = _opt(  # noqa: N815
+        "Secret in the policy's namespace with MLflow's own env names as keys: "
+        "MLFLOW_TRACKING_TOKEN, or MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD; "
+        "optionally ca.crt (the CA bundle of an https tracking server).",
+        pattern=SECRET_NAME,
+        maxLength=253,
+    )
 
 
 def _quantities(text: str) -> Any:

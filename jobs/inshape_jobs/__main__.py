@@ -17,6 +17,7 @@ from inshape_api.kafka_connection import (
     security_from_files,
 )
 from inshape_api.kafka_security import PLAINTEXT_SECURITY, KafkaSecurity
+from inshape_api.mlflow_access import drop_absent_ca
 from inshape_api.names import EXIT_RUN_FAILED, EXIT_SPEC_ERROR, RUN_KEY_ENV, TERMINATION_LOG_ENV
 from inshape_api.spec import Policy, SpecError, load_policy
 
@@ -58,14 +59,16 @@ def _update(args: argparse.Namespace) -> int:
     """One update run."""
     for name, value in MLFLOW_CLIENT_DEFAULTS.items():
         os.environ.setdefault(name, value)  # before mlflow reads its environment
+    drop_absent_ca(os.environ)  # the credentials Secret may hold no ca.crt
+    import requests
     from mlflow.exceptions import MlflowException
 
     from inshape_api.kafka_link import KafkaAuthError, KafkaUnreachableError, probe
-    from inshape_api.result import KAFKA_AUTH_FAILED, KAFKA_SECRET_MISSING
+    from inshape_api.result import KAFKA_AUTH_FAILED, KAFKA_SECRET_MISSING, MLFLOW_UNAUTHORIZED
     from inshape_api.result import failed as failed_result
     from inshape_jobs.drain import DeadLetters, DrainError, TopicReader
     from inshape_jobs.result import emit
-    from inshape_jobs.tracking import Tracker
+    from inshape_jobs.tracking import Tracker, unauthorized
     from inshape_jobs.update import RunOptions, run_update
 
     policy = load_policy(args.policy)
@@ -82,6 +85,16 @@ def _update(args: argparse.Namespace) -> int:
         logging.error("Update run failed (%s): %s", reason, exc)
         emit(failed_result(reason, str(exc), run_key=run_key), args.termination_log)
         return EXIT_RUN_FAILED
+
+    secret = policy.spec.mlflow.credentialsSecret
+    whose = f"Secret {secret}" if secret else "none: spec.mlflow.credentialsSecret is not set"
+
+    def refused(exc: Exception) -> int:
+        """MLflow refused the Job's credentials: name their Secret (MLflow's message holds
+        the status and the server's answer, never what was sent)."""
+        return failed(
+            MLFLOW_UNAUTHORIZED, RuntimeError(f"MLflow refused the credentials ({whose}): {exc}")
+        )
 
     try:
         bootstrap, security = _kafka_connection(args, policy)
@@ -100,7 +113,7 @@ def _update(args: argparse.Namespace) -> int:
     try:
         tracker = Tracker(tracking_uri, policy.experiment, policy.spec.model.name)
     except MlflowException as exc:
-        return failed("TrackingUnavailable", exc)
+        return refused(exc) if unauthorized(exc) else failed("TrackingUnavailable", exc)
     reader = TopicReader(bootstrap, kafka.topic, policy.consumer_group, security=security)
     dead_letters = (
         DeadLetters(bootstrap, kafka.deadLetterTopic, kafka.topic, security=security)
@@ -117,7 +130,11 @@ def _update(args: argparse.Namespace) -> int:
         )
     except DrainError as exc:
         return failed("DrainFailed", exc)
-    except MlflowException as exc:
+    except (MlflowException, requests.HTTPError) as exc:
+        if unauthorized(exc):
+            return refused(exc)
+        if isinstance(exc, requests.HTTPError):
+            raise
         return failed("TrackingFailed", exc)
     finally:
         reader.close()

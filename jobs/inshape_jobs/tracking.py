@@ -13,6 +13,7 @@ from typing import Any
 
 import mlflow
 import mlflow.sklearn
+import requests
 import skops.io
 from matplotlib.figure import Figure
 from mlflow.data.dataset_source import DatasetSource
@@ -31,6 +32,9 @@ MODEL_URI_TAG = "inshape.logged_model_uri"
 VERSION_TAG = "inshape.model_version"
 COMPARED_WITH_TAG = "inshape.champion_version"
 PROFILE_ARTIFACT = "sample/profile.json"
+# MLflow's error codes of a 401 and a 403 (its REST store maps statuses to these).
+REFUSED_CODES = frozenset({"UNAUTHENTICATED", "PERMISSION_DENIED"})
+REFUSED_STATUSES = frozenset({401, 403})
 RESULT_ARTIFACT = "result.json"
 
 
@@ -242,6 +246,16 @@ class Tracker:
 
     def get_run(self, run_id: str) -> Run:
         return self.client.get_run(run_id)
+
+
+def unauthorized(exc: BaseException) -> bool:
+    """Whether MLflow refused the credentials (401/403): the REST store raises an
+    MlflowException, the artifact proxy's upload a requests HTTPError."""
+    if isinstance(exc, MlflowException):
+        return exc.error_code in REFUSED_CODES
+    if isinstance(exc, requests.HTTPError) and exc.response is not None:
+        return exc.response.status_code in REFUSED_STATUSES
+    return False
 
 
 def own_types(model: BaseEstimator) -> list[str]:

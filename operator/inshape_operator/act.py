@@ -18,7 +18,12 @@ from inshape_api.names import ROLLBACK_ANNOTATION
 from inshape_operator.config import OperatorConfig
 from inshape_operator.kube import ConflictError, Kube
 from inshape_operator.metrics import Metrics
-from inshape_operator.mlflow_check import Registry, RegistryUnavailableError
+from inshape_operator.mlflow_check import (
+    MlflowUnauthorizedError,
+    Registry,
+    RegistryUnavailableError,
+)
+from inshape_operator.mlflow_credentials import MlflowCredentials
 from inshape_operator.observe import NotYetError
 from inshape_operator.plan import AliasMove, Plan, plan
 from inshape_operator.status import Event, merge_patch
@@ -47,10 +52,12 @@ class Outcome:
     patched: bool = False
 
 
-def move_alias(alias: AliasMove) -> None:
+def move_alias(alias: AliasMove, credentials: MlflowCredentials) -> None:
+    """Move the alias with the policy's own credentials (plan holds a rollback back while
+    MLflow refuses them; refused since this pass's probe, it waits like an outage)."""
     try:
-        Registry(alias.tracking_uri).set_champion(alias.model, alias.version)
-    except RegistryUnavailableError as exc:
+        Registry(alias.tracking_uri, credentials).set_champion(alias.model, alias.version)
+    except (RegistryUnavailableError, MlflowUnauthorizedError) as exc:
         raise NotYetError(f"rollback waits for MLflow: {exc}") from exc
 
 
@@ -86,7 +93,7 @@ def act(writers: Writers, world: World, planned: Plan, log: Logger) -> Outcome:
             reason = planned.decision.message if planned.decision else ""
             log.info("Created update Job %s/%s (%s)", ref.namespace, created, reason)
     if planned.alias is not None:
-        move_alias(planned.alias)
+        move_alias(planned.alias, world.mlflow.credentials)
     planned, patched = patch_target(writers, world, planned, log)
     patch = merge_patch(world.policy.stored_status, planned.status.to_wire())
     if patch:

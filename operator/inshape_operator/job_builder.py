@@ -21,6 +21,7 @@ from inshape_api.kafka_connection import (
     SecretMount,
     mounts,
 )
+from inshape_api.mlflow_access import CA_PATH, CERT_PATH_ENV, ca_mount, secret_env
 from inshape_api.names import (
     ANNOTATION_GENERATION,
     ANNOTATION_TRIGGER,
@@ -112,10 +113,35 @@ def _kafka_env(kafka: KafkaConnection | None) -> list[dict[str, Any]]:
     return env
 
 
+def _mlflow_env(secret: str | None) -> list[dict[str, Any]]:
+    """MLflow's credential env vars from spec.mlflow.credentialsSecret, each optional (a token
+    or a user and password), and where its CA bundle is mounted."""
+    if secret is None:
+        return []
+    env: list[dict[str, Any]] = [
+        {
+            "name": e.name,
+            "valueFrom": {"secretKeyRef": {"name": e.secret, "key": e.key, "optional": True}},
+        }
+        for e in secret_env(secret)
+    ]
+    env.append({"name": CERT_PATH_ENV, "value": CA_PATH})
+    return env
+
+
+def secret_mounts(policy: Policy, run: RunRequest) -> tuple[SecretMount, ...]:
+    """Every Secret volume of the Job: Kafka's, then MLflow's CA bundle."""
+    found = mounts(run.kafka) if run.kafka else ()
+    ca = ca_mount(policy.spec.mlflow.credentialsSecret)
+    return (*found, ca) if ca is not None else found
+
+
 def _secret_volume(mount: SecretMount) -> dict[str, Any]:
     secret: dict[str, Any] = {"secretName": mount.secret, "defaultMode": 0o444}
     if mount.items is not None:
         secret["items"] = [{"key": key, "path": path} for key, path in mount.items]
+    if mount.optional:
+        secret["optional"] = True
     return {"name": mount.volume, "secret": secret}
 
 
@@ -129,7 +155,7 @@ def _resources(own: Any, config: OperatorConfig) -> Any:
 
 def _container(policy: Policy, run: RunRequest, config: OperatorConfig) -> dict[str, Any]:
     command = ["python", "-m", "inshape_jobs", "update"]
-    secret_mounts = mounts(run.kafka) if run.kafka else ()
+    volumes = secret_mounts(policy, run)
     env = [
         {"name": POLICY_ENV, "value": dumps_policy(policy)},
         {
@@ -141,6 +167,7 @@ def _container(policy: Policy, run: RunRequest, config: OperatorConfig) -> dict[
         {"name": "HOME", "value": TMP},
         {"name": "MPLCONFIGDIR", "value": f"{TMP}/matplotlib"},
         *_kafka_env(run.kafka),
+        *_mlflow_env(policy.spec.mlflow.credentialsSecret),
     ]
     job = policy.spec.job
     return {
@@ -160,7 +187,7 @@ def _container(policy: Policy, run: RunRequest, config: OperatorConfig) -> dict[
         "terminationMessagePolicy": "FallbackToLogsOnError",
         "volumeMounts": [
             {"name": "tmp", "mountPath": TMP},
-            *({"name": m.volume, "mountPath": m.path, "readOnly": True} for m in secret_mounts),
+            *({"name": m.volume, "mountPath": m.path, "readOnly": True} for m in volumes),
         ],
     }
 
@@ -218,7 +245,7 @@ def build_job(policy: Policy, run: RunRequest, config: OperatorConfig) -> dict[s
         "controller": True,
         "blockOwnerDeletion": True,
     }
-    secrets = mounts(run.kafka) if run.kafka else ()
+    secrets = secret_mounts(policy, run)
     pod = _pod_spec(_container(policy, run, config), config, secrets)
     return {
         "apiVersion": "batch/v1",

@@ -3,7 +3,8 @@
 A termination message is only a claim: before the target is rolled, the MLflow run tagged
 `inshape.run_key=<Job UID>` must exist with outcome Promoted, and the registered model's
 `champion` alias must point at the result's version. Speaks MLflow's REST API directly (the
-`mlflow` package is not imported: the operator stays small).
+`mlflow` package is not imported: the operator stays small), with the policy's own credentials
+on each request (see mlflow_credentials.py): never process-wide settings.
 """
 
 from __future__ import annotations
@@ -16,13 +17,25 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from inshape_api.names import CHAMPION_ALIAS, OUTCOME_TAG, RUN_KEY_TAG
+from inshape_operator.mlflow_credentials import NO_CREDENTIALS, MlflowCredentials
 
 _TIMEOUT = 10.0
+_PROBE_TIMEOUT = 5.0  # every pass probes: a silent server must not hold a pass long
 _NOT_FOUND = 404
+_REFUSED = (401, 403)
 
 
 class RegistryUnavailableError(Exception):
     """MLflow could not be asked (down, timeout, 5xx): try again later."""
+
+
+class MlflowUnauthorizedError(Exception):
+    """MLflow refused the credentials (401, 403): no retry helps until the Secret changes.
+    The message names the Secret, never a value."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 @dataclass(frozen=True)
@@ -33,25 +46,44 @@ class Verdict:
 
 
 class Registry:
-    """One MLflow tracking server."""
+    """One MLflow tracking server, as one policy's credentials see it."""
 
-    def __init__(self, tracking_uri: str) -> None:
+    def __init__(self, tracking_uri: str, credentials: MlflowCredentials = NO_CREDENTIALS) -> None:
         self.base = tracking_uri.rstrip("/")
+        self.credentials = credentials
+
+    def __repr__(self) -> str:
+        return f"Registry({self.base!r}, {self.credentials!r})"
 
     def _call(
-        self, method: str, path: str, query: dict[str, str] | None = None, body: Any = None
+        self,
+        method: str,
+        path: str,
+        query: dict[str, str] | None = None,
+        body: Any = None,
+        timeout: float = _TIMEOUT,
     ) -> dict[str, Any] | None:
         url = f"{self.base}/api/2.0/mlflow/{path}"
         if query:
             url += "?" + urllib.parse.urlencode(query)
         data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(
-            url, data=data, method=method, headers={"Content-Type": "application/json"}
-        )
+        headers = {"Content-Type": "application/json"}
+        authorization = self.credentials.authorization
+        if authorization is not None:
+            headers["Authorization"] = authorization
+        request = urllib.request.Request(url, data=data, method=method, headers=headers)
+        https = url.startswith("https:")
+        context = self.credentials.tls_context() if https else None
         try:
-            with urllib.request.urlopen(request, timeout=_TIMEOUT) as response:
+            with urllib.request.urlopen(request, timeout=timeout, context=context) as response:
                 return cast(dict[str, Any], json.load(response))
         except urllib.error.HTTPError as exc:
+            if exc.code in _REFUSED:
+                raise MlflowUnauthorizedError(
+                    f"MLflow {self.base} refused {self.credentials.describe()} "
+                    f"({exc.code} on {method} {path})",
+                    exc.code,
+                ) from None
             if exc.code == _NOT_FOUND or (
                 exc.code == 400 and "RESOURCE_DOES_NOT_EXIST" in str(exc.read()[:500])
             ):
@@ -59,6 +91,11 @@ class Registry:
             raise RegistryUnavailableError(f"MLflow {self.base}: {method} {path}: {exc}") from exc
         except (urllib.error.URLError, OSError, ValueError) as exc:
             raise RegistryUnavailableError(f"MLflow {self.base}: {method} {path}: {exc}") from exc
+
+    def probe(self, model: str) -> None:
+        """One cheap authenticated read (the registered model, absent or not): raises
+        MlflowUnauthorizedError when the credentials are refused."""
+        self._call("GET", "registered-models/get", {"name": model}, timeout=_PROBE_TIMEOUT)
 
     def find_run(self, experiment: str, run_key: str) -> dict[str, str] | None:
         """The tags of the run tagged with run_key, or None."""

@@ -2,8 +2,9 @@
 
 Reads the policy as stored now (not as the triggering event saw it), its Jobs, the pods of the
 newest finished Job not yet recorded (its result is checked against MLflow before anyone acts
-on a Promoted claim), the Strimzi Kafka resource, the consumer group's lag and, when a champion
-may need serving, the target Deployment. Nothing here writes.
+on a Promoted claim), the Strimzi Kafka resource, the consumer group's lag, whether MLflow takes
+the policy's credentials and, when a champion may need serving, the target Deployment. Nothing
+here writes.
 """
 
 from __future__ import annotations
@@ -13,26 +14,51 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from kubernetes.client.exceptions import ApiException
+
 from inshape_api import kafka_connection
 from inshape_api.kafka_connection import KafkaConnection
 from inshape_api.names import LABEL_RUN, ROLLBACK_ANNOTATION
-from inshape_api.result import KAFKA_AUTH_FAILED, KAFKA_SECRET_MISSING, RunResult
+from inshape_api.result import (
+    KAFKA_AUTH_FAILED,
+    KAFKA_SECRET_MISSING,
+    MLFLOW_SECRET_MISSING,
+    MLFLOW_UNAUTHORIZED,
+    RunResult,
+)
 from inshape_api.spec import KafkaSourceSpec, Policy, SpecError, parse_policy
 from inshape_api.status import PolicyStatus
-from inshape_operator import job_builder, kafka_credentials, results, rollout, strimzi, triggers
+from inshape_operator import (
+    job_builder,
+    kafka_credentials,
+    mlflow_credentials,
+    results,
+    rollout,
+    strimzi,
+    triggers,
+)
 from inshape_operator.conditions import parse_time
 from inshape_operator.kube import Kube
 from inshape_operator.lag import KafkaRefusedError, LagError, LagReader
-from inshape_operator.mlflow_check import Registry, RegistryUnavailableError, verify
+from inshape_operator.mlflow_check import (
+    MlflowUnauthorizedError,
+    Registry,
+    RegistryUnavailableError,
+    verify,
+)
+from inshape_operator.mlflow_credentials import NO_CREDENTIALS, MlflowCredentials
 from inshape_operator.world import (
     FinishedRun,
     JobView,
     KafkaView,
+    MlflowView,
     ObservedPolicy,
     PolicyRef,
     Problem,
     World,
 )
+
+_FORBIDDEN = 403
 
 
 class NotYetError(Exception):
@@ -79,11 +105,17 @@ def observed_policy(body: Mapping[str, Any], now: datetime) -> ObservedPolicy:
     )
 
 
-def checked(policy: Policy, run_key: str, result: RunResult) -> RunResult:
-    """A Promoted result MLflow confirms, else a Failed one saying why not."""
+def checked(
+    policy: Policy,
+    run_key: str,
+    result: RunResult,
+    credentials: MlflowCredentials = NO_CREDENTIALS,
+) -> RunResult:
+    """A Promoted result MLflow confirms, else a Failed one saying why not
+    (MlflowUnauthorizedError when MLflow refuses the policy's credentials)."""
     if result.outcome != "Promoted":
         return result
-    registry = Registry(policy.spec.mlflow.trackingUri)
+    registry = Registry(policy.spec.mlflow.trackingUri, credentials)
     try:
         verdict = verify(
             registry, policy.experiment, policy.spec.model.name, run_key, result.modelVersion
@@ -96,9 +128,10 @@ def checked(policy: Policy, run_key: str, result: RunResult) -> RunResult:
 
 
 def newest_finished(
-    kube: Kube, seen: ObservedPolicy, jobs: list[dict[str, Any]]
+    kube: Kube, seen: ObservedPolicy, jobs: list[dict[str, Any]], mlflow: MlflowView
 ) -> FinishedRun | None:
-    """The newest finished Job, read and checked, unless status records it already."""
+    """The newest finished Job, read and checked, unless status records it already. A Promoted
+    claim waits while MLflow refuses the credentials: it is recorded once it can be checked."""
     done = [j for j in jobs if results.job_state(j) != "Active"]
     if not done:
         return None
@@ -112,7 +145,10 @@ def newest_finished(
     if result is None:
         return None
     if seen.policy is not None:
-        result = checked(seen.policy, str(newest["metadata"].get("uid")), result)
+        if result.outcome == "Promoted" and mlflow.runs_blocked:
+            return None
+        uid = str(newest["metadata"].get("uid"))
+        result = checked(seen.policy, uid, result, mlflow.credentials)
     return FinishedRun(view.name, view.sequence, view.trigger, results.finished_at(newest), result)
 
 
@@ -176,6 +212,34 @@ def kafka_view(readers: Readers, policy: Policy | None) -> KafkaView:
         return replace(view, problem=Problem("LagUnavailable", str(exc)))
 
 
+def mlflow_view(readers: Readers, policy: Policy | None) -> MlflowView:
+    """The policy's MLflow credentials (spec.mlflow.credentialsSecret) and whether the tracking
+    server takes them: one cheap read per pass, so no Job starts only to be refused."""
+    if policy is None:
+        return MlflowView()
+    secret = policy.spec.mlflow.credentialsSecret
+    try:
+        credentials = mlflow_credentials.read_credentials(
+            lambda name: readers.kube.get_secret(policy.namespace, name), secret
+        )
+    except kafka_credentials.CredentialsError as exc:
+        return MlflowView(problem=Problem(MLFLOW_SECRET_MISSING, str(exc)))
+    except ApiException as exc:
+        if exc.status != _FORBIDDEN:
+            raise
+        # The chart's rbac.readKafkaSecrets=false: say so on the policy instead of failing.
+        message = f"the operator may not get Secret {secret} (RBAC: get secrets)"
+        return MlflowView(problem=Problem(MLFLOW_SECRET_MISSING, message))
+    view = MlflowView(credentials=credentials)
+    try:
+        Registry(policy.spec.mlflow.trackingUri, credentials).probe(policy.spec.model.name)
+    except MlflowUnauthorizedError as exc:
+        return replace(view, problem=Problem(MLFLOW_UNAUTHORIZED, str(exc)))
+    except RegistryUnavailableError:
+        pass  # down or slow: a result's check waits, a Job reports it, as without credentials
+    return view
+
+
 def observe(readers: Readers, ref: PolicyRef, now: datetime) -> World | None:
     """The world of one policy now; None when the policy is gone (or was replaced)."""
     kube = readers.kube
@@ -184,7 +248,12 @@ def observe(readers: Readers, ref: PolicyRef, now: datetime) -> World | None:
         return None
     seen = observed_policy(body, now)
     jobs = kube.list_jobs(ref.namespace, job_builder.selector(ref.uid))
-    finished = newest_finished(kube, seen, jobs)
+    mlflow = mlflow_view(readers, seen.policy if seen.spec_error is None else None)
+    try:
+        finished = newest_finished(kube, seen, jobs, mlflow)
+    except MlflowUnauthorizedError as exc:  # refused since the probe: as if the probe saw it
+        mlflow = replace(mlflow, problem=Problem(MLFLOW_UNAUTHORIZED, str(exc)))
+        finished = None
     views: tuple[JobView, ...] = tuple(results.job_view(j) for j in jobs)
     kafka = kafka_view(readers, seen.policy if seen.spec_error is None else None)
     target = None
@@ -192,4 +261,4 @@ def observe(readers: Readers, ref: PolicyRef, now: datetime) -> World | None:
     if spec_target is not None and (seen.status.champion or finished or seen.rollback_requested):
         deployment = kube.get_deployment(ref.namespace, spec_target.deployment)
         target = rollout.workload(deployment) if deployment is not None else None
-    return World(now, seen, views, finished, kafka, target)
+    return World(now, seen, views, finished, kafka, mlflow, target)

@@ -98,12 +98,13 @@ def image_refusal(world: World, config: OperatorConfig) -> Problem | None:
 def job_to_create(
     world: World, decision: triggers.Decision | None, config: OperatorConfig
 ) -> dict[str, Any] | None:
-    """The Job of a run that starts now; none while Kafka's address is unknown or it refuses
-    the policy's credentials."""
+    """The Job of a run that starts now; none while Kafka's address is unknown or Kafka or
+    MLflow refuses the policy's credentials."""
     policy = world.policy.policy
     if policy is None or decision is None or not decision.start:
         return None
-    if world.kafka.runs_blocked or image_refusal(world, config) is not None:
+    blocked = world.kafka.runs_blocked or world.mlflow.runs_blocked
+    if blocked or image_refusal(world, config) is not None:
         return None
     last = world.policy.status.lastRun
     run = job_builder.RunRequest(
@@ -116,6 +117,12 @@ def job_to_create(
     return job_builder.build_job(policy, run, config)
 
 
+def rollback_requested(world: World) -> bool:
+    """A rollback to carry out now: it waits (annotation kept) while MLflow, whose alias it
+    moves, refuses the policy's credentials."""
+    return world.policy.rollback_requested and not world.mlflow.runs_blocked
+
+
 def champions(
     world: World,
 ) -> tuple[Champion | None, Champion | None, list[Event], AliasMove | None]:
@@ -124,7 +131,7 @@ def champions(
     champion, previous = stored.champion, stored.previousChampion
     events: list[Event] = []
     alias: AliasMove | None = None
-    if world.policy.rollback_requested:
+    if rollback_requested(world):
         if previous is None:
             events.append(
                 Event("Warning", "RollbackRefused", "no previousChampion to roll back to")
@@ -200,7 +207,7 @@ def plan(world: World, config: OperatorConfig, rollout_failure: Problem | None =
         decision=decision,
         alias=alias,
         patch=patch,
-        clear_rollback=world.policy.rollback_requested,
+        clear_rollback=rollback_requested(world),
         recheck_at=decision.recheck_at if decision else None,
         spec_error=progress.spec_error,
     )

@@ -155,7 +155,9 @@ def progressing(world: World, p: Progress) -> Condition:
 def degraded(world: World, p: Progress, run: LastRun | None) -> Condition:
     if p.spec_error:
         return _condition(DEGRADED, "True", "InvalidSpec", p.spec_error, world)
-    for problem in (p.refusal, world.kafka.problem, p.rollout.problem):
+    # Refused credentials first: they, not a passing blip, are why no Job starts.
+    problems = (p.refusal, credentials_refused(world), world.kafka.problem, world.mlflow.problem)
+    for problem in (*problems, p.rollout.problem):
         if problem is not None:
             return _condition(DEGRADED, "True", problem.reason, problem.message, world)
     if run is not None and run.outcome == "Failed":
@@ -182,15 +184,10 @@ def desired_status(world: World, p: Progress) -> tuple[Status, tuple[Event, ...]
     before = stored.condition(READY)
     if problem is not None and (before is None or before.reason != problem.reason):
         events.append(Event("Warning", problem.reason, problem.message))  # once, not every pass
-    refused = world.kafka.problem
+    refused = credentials_refused(world)
     was = stored.condition(DEGRADED)
-    credentials_refused = refused is not None and refused.reason in CREDENTIAL_PROBLEMS
-    if (
-        refused is not None
-        and credentials_refused
-        and (was is None or was.reason != refused.reason)
-    ):
-        events.append(Event("Warning", refused.reason, refused.message))
+    if refused is not None and (was is None or was.reason != refused.reason):
+        events.append(Event("Warning", refused.reason, refused.message))  # once, not every pass
     status = Status(
         observedGeneration=world.policy.generation,
         conditions=conditions,
@@ -202,6 +199,16 @@ def desired_status(world: World, p: Progress) -> tuple[Status, tuple[Event, ...]
         kafka=kafka_status(world.kafka.connection),
     )
     return status, tuple(events)
+
+
+def credentials_refused(world: World) -> Problem | None:
+    """Kafka's or MLflow's refusal of the policy's credentials (or their missing Secret)."""
+    kafka, mlflow = world.kafka.problem, world.mlflow.problem
+    if kafka is not None and kafka.reason in CREDENTIAL_PROBLEMS:
+        return kafka
+    if mlflow is not None and world.mlflow.runs_blocked:
+        return mlflow
+    return None
 
 
 def kafka_status(connection: KafkaConnection | None) -> KafkaStatus | None:

@@ -12,9 +12,16 @@ from datetime import datetime
 from typing import Any, Literal
 
 from inshape_api.kafka_connection import KafkaConnection
-from inshape_api.result import KAFKA_AUTH_FAILED, KAFKA_SECRET_MISSING, RunResult
+from inshape_api.result import (
+    KAFKA_AUTH_FAILED,
+    KAFKA_SECRET_MISSING,
+    MLFLOW_SECRET_MISSING,
+    MLFLOW_UNAUTHORIZED,
+    RunResult,
+)
 from inshape_api.spec import Policy
 from inshape_api.status import PolicyStatus
+from inshape_operator.mlflow_credentials import NO_CREDENTIALS, MlflowCredentials
 
 JobState = Literal["Active", "Succeeded", "Failed"]
 
@@ -88,6 +95,23 @@ class KafkaView:
         return self.problem is not None and self.problem.reason in CREDENTIAL_PROBLEMS
 
 
+# MLflow problems a Job (and the operator's own checks) would meet too.
+MLFLOW_CREDENTIAL_PROBLEMS = frozenset({MLFLOW_UNAUTHORIZED, MLFLOW_SECRET_MISSING})
+
+
+@dataclass(frozen=True)
+class MlflowView:
+    """How the policy's tracking server takes its credentials this pass."""
+
+    credentials: MlflowCredentials = NO_CREDENTIALS  # values held, never shown
+    problem: Problem | None = None  # credentials refused or their Secret missing
+
+    @property
+    def runs_blocked(self) -> bool:
+        """No Job can log or register: MLflow refuses the credentials (or they are missing)."""
+        return self.problem is not None and self.problem.reason in MLFLOW_CREDENTIAL_PROBLEMS
+
+
 @dataclass(frozen=True)
 class EnvVar:
     name: str
@@ -118,6 +142,7 @@ class World:
     jobs: tuple[JobView, ...] = ()
     finished: FinishedRun | None = None
     kafka: KafkaView = field(default_factory=KafkaView)
+    mlflow: MlflowView = field(default_factory=MlflowView)
     target: Workload | None = None  # read when spec.target is set and a champion may serve
 
     @property

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import copy
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -11,7 +14,7 @@ from kafka.admin import KafkaAdminClient
 from kafka.structs import TopicPartition
 
 from inshape_api.result import RunResult
-from inshape_api.spec import Policy, parse_policy
+from inshape_api.spec import Policy, dumps_policy, parse_policy
 from inshape_jobs.drain import DeadLetters, TopicReader
 from inshape_jobs.produce import encoded, produce
 from inshape_jobs.streams import digits_records
@@ -122,3 +125,24 @@ def committed(policy: Policy) -> dict[int, int]:
         for tp, meta in offsets.items()
         if isinstance(tp, TopicPartition) and tp.topic == kafka.topic
     }
+
+
+def update_cli(policy: Policy, run_key: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """`python -m inshape_jobs update` as a Job's container runs it: the policy and the run
+    key in its environment, and nothing else of this process's (but its PYTHONPATH, which
+    says whose code runs when a shared venv installs another checkout's)."""
+    path = {"PYTHONPATH": os.environ["PYTHONPATH"]} if os.environ.get("PYTHONPATH") else {}
+    return subprocess.run(
+        [sys.executable, "-m", "inshape_jobs", "update"],
+        env={
+            "INSHAPE_POLICY": dumps_policy(policy),
+            "INSHAPE_RUN_KEY": run_key,
+            "PATH": "/usr/bin:/bin",
+            **path,
+            **env,
+        },
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )

@@ -19,7 +19,7 @@ from kafka.structs import TopicPartition
 
 from inshape_api.names import RUN_KEY_TAG
 from inshape_api.result import RecordCounts, RunResult, decode
-from inshape_api.spec import Policy, dumps_policy
+from inshape_api.spec import Policy
 from inshape_hack.kafka import KafkaBroker
 from inshape_hack.mlflow_server import MlflowServer
 from inshape_jobs.drain import DeadLetters, TopicReader
@@ -27,7 +27,15 @@ from inshape_jobs.produce import encoded
 from inshape_jobs.records import ChunkParser, RawChunk, RecordSchema
 from inshape_jobs.streams import MALFORMED_KINDS, digits_records
 from inshape_jobs.tracking import Tracker
-from tests.integration.helpers import NewPolicy, committed, digits_policy, fill, run, tracker
+from tests.integration.helpers import (
+    NewPolicy,
+    committed,
+    digits_policy,
+    fill,
+    run,
+    tracker,
+    update_cli,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -37,24 +45,6 @@ class CrashBeforeCommit(TopicReader):
 
     def commit(self, offsets: dict[int, int], metadata: str) -> None:
         raise RuntimeError("simulated crash before the offsets commit")
-
-
-def update_cli(policy: Policy, run_key: str, **env: str) -> subprocess.CompletedProcess[str]:
-    """`python -m inshape_jobs update` as a Job's container runs it: the policy and the run
-    key in its environment, and nothing else of this process's."""
-    return subprocess.run(
-        [sys.executable, "-m", "inshape_jobs", "update"],
-        env={
-            "INSHAPE_POLICY": dumps_policy(policy),
-            "INSHAPE_RUN_KEY": run_key,
-            "PATH": "/usr/bin:/bin",
-            **env,
-        },
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
 
 
 def _runs_with_key(t: Tracker, key: str) -> list[Any]:

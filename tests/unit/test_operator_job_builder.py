@@ -274,3 +274,36 @@ def test_image_pull_secrets_reach_the_pod_only_when_configured() -> None:
     configured = replace(CONFIG, job_image_pull_secrets=("regcred", "mirror"))
     pod = build(config=configured)["spec"]["template"]["spec"]
     assert pod["imagePullSecrets"] == [{"name": "regcred"}, {"name": "mirror"}]
+
+
+def test_mlflow_credentials_come_from_optional_secret_refs_and_a_mounted_ca() -> None:
+    spec = {**POLICY["spec"], "mlflow": {**POLICY["spec"]["mlflow"], "credentialsSecret": "mlf"}}
+    job = build(spec)
+    env = {e["name"]: e for e in container(job)["env"]}
+    for key in ("MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+        assert "value" not in env[key]  # never a literal
+        assert env[key]["valueFrom"] == {
+            "secretKeyRef": {"name": "mlf", "key": key, "optional": True}
+        }
+    assert env["MLFLOW_TRACKING_SERVER_CERT_PATH"]["value"] == "/etc/inshape/mlflow/ca.crt"
+    pod = job["spec"]["template"]["spec"]
+    (volume,) = [v for v in pod["volumes"] if v["name"] == "mlflow-credentials"]
+    assert volume["secret"] == {
+        "secretName": "mlf",
+        "defaultMode": 0o444,
+        "items": [{"key": "ca.crt", "path": "ca.crt"}],
+        "optional": True,
+    }
+    mounts = {m["name"]: m for m in container(job)["volumeMounts"]}
+    assert mounts["mlflow-credentials"] == {
+        "name": "mlflow-credentials",
+        "mountPath": "/etc/inshape/mlflow",
+        "readOnly": True,
+    }
+
+
+def test_no_mlflow_credentials_without_a_secret() -> None:
+    job = build()
+    assert not any(name.startswith("MLFLOW_") for name in env_of(job))
+    volumes = job["spec"]["template"]["spec"]["volumes"]
+    assert [v["name"] for v in volumes] == ["tmp"]

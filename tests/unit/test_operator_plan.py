@@ -24,6 +24,7 @@ from inshape_operator.world import (
     FinishedRun,
     JobView,
     KafkaView,
+    MlflowView,
     ObservedPolicy,
     PolicyRef,
     Problem,
@@ -402,3 +403,60 @@ def test_a_job_image_outside_the_allow_list_starts_nothing() -> None:
     assert container["image"] == "evil.example/miner:1"
     own = {**SPEC, "job": {"image": CONFIG.job_image}}
     assert plan(world(pending=5000, spec=own), CONFIG).job is not None
+
+
+MLFLOW_REFUSED = MlflowView(
+    problem=Problem(
+        "MlflowUnauthorized",
+        "MLflow http://mlflow:5000 refused the credentials of Secret mlflow-creds (401 on GET ...)",
+    )
+)
+
+
+@pytest.mark.parametrize("reason", ["MlflowUnauthorized", "MlflowSecretMissing"])
+def test_mlflow_refusing_the_credentials_degrades_once_and_starts_no_job(reason: str) -> None:
+    refused = replace(MLFLOW_REFUSED, problem=Problem(reason, "Secret mlflow-creds ..."))
+    spec = {**SPEC, "trigger": {"maxInterval": "1h"}}  # due: the policy is a day old
+    first = plan(world(mlflow=refused, spec=spec, pending=5000), CONFIG)
+    assert condition(first, "Degraded") == ("True", reason) and first.job is None
+    degraded = first.status.condition("Degraded")
+    assert degraded is not None and "mlflow-creds" in degraded.message
+    assert [(e.type, e.reason) for e in first.events] == [("Warning", reason)]
+    assert first.status.pendingRecords == 5000  # the rest of status is still written
+    again = plan(stored(first, world(mlflow=refused, spec=spec, pending=5000)), CONFIG)
+    assert again.events == () and again.job is None
+    healed = plan(stored(first, world(spec=spec, pending=5000)), CONFIG)
+    assert healed.job is not None and condition(healed, "Degraded") == ("False", "AsExpected")
+
+
+def test_kafka_refusal_is_reported_before_mlflow_refusal() -> None:
+    kafka = KafkaView(
+        connection=KafkaConnection("k:9093", protocol="SASL_SSL"),
+        problem=Problem("KafkaAuthFailed", "Kafka k:9093 refused ... (Secret alice)"),
+    )
+    p = plan(world(kafka=kafka, mlflow=MLFLOW_REFUSED), CONFIG)
+    assert condition(p, "Degraded") == ("True", "KafkaAuthFailed")
+
+
+def test_mlflow_unreachable_is_no_credential_problem() -> None:
+    down = MlflowView(problem=Problem("MlflowUnavailable", "connection refused"))
+    assert not down.runs_blocked
+    assert plan(world(mlflow=down, pending=5000), CONFIG).job is not None
+
+
+def test_a_rollback_waits_while_mlflow_refuses_the_credentials() -> None:
+    seven = Champion(uri="models:/digits/7", version="7")
+    status = PolicyStatus(champion=seven, previousChampion=V6)
+    w = world(status=status, rollback=True, serving="models:/digits/7", mlflow=MLFLOW_REFUSED)
+    p = plan(w, CONFIG)
+    assert p.alias is None and p.patch is None and not p.clear_rollback
+    assert (p.status.champion, p.status.previousChampion) == (seven, V6)
+    assert condition(p, "Degraded") == ("True", "MlflowUnauthorized")
+
+
+def test_mlflow_refusal_is_reported_over_a_passing_kafka_problem() -> None:
+    blip = KafkaView(
+        connection=KafkaConnection("kafka:9092"), problem=Problem("LagUnavailable", "timed out")
+    )
+    p = plan(world(kafka=blip, mlflow=MLFLOW_REFUSED, pending=None), CONFIG)
+    assert condition(p, "Degraded") == ("True", "MlflowUnauthorized") and p.job is None
