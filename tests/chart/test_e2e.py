@@ -1,5 +1,7 @@
 """`helm install` on kind, as a user installs the chart, then the whole loop in real containers:
-the chart's own MLflow (sqlite on a local-path PVC), the operator in its pod under the chart's
+the chart's own MLflow (sqlite on a local-path PVC) with basic auth (the admin password in a
+Secret, the example signing in with it) behind the chart's NetworkPolicy, the operator in its
+pod under the chart's
 ServiceAccount and RBAC, the example policy, records streamed from a pod to the in-cluster
 Kafka by its Service name, an update Job, a promotion, the serving Deployment rolled, and the
 new serving pod, called through its Service and cluster DNS, answering with the promoted
@@ -9,6 +11,7 @@ version's predictions. The namespace enforces Pod Security `restricted`: any vio
 from __future__ import annotations
 
 import json
+import secrets
 import subprocess
 import textwrap
 from collections.abc import Iterator
@@ -24,6 +27,8 @@ from tests.chart.conftest import CHART, set_args
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(1200)]
 
 RECORDS = 3000
+MLFLOW_SECRET = "mlflow-admin"
+MLFLOW_PASSWORD = secrets.token_urlsafe(18)
 
 
 def helm(kind_env: KindEnv, *args: str, check: bool = True) -> str:
@@ -54,6 +59,19 @@ def release(kind_env: KindEnv, namespace: str, kubectl: Kubectl) -> Iterator[dic
         "example.minNewRecords": RECORDS,
         "operator.pollSeconds": 2,
         "operator.job.ttlSecondsAfterFinished": 600,
+    }
+    # Basic auth and NetworkPolicies on, as a platform team installs it: one Secret is the
+    # admin's password and the example's credentials.
+    kubectl(
+        "create", "secret", "generic", MLFLOW_SECRET,
+        "--from-literal=MLFLOW_TRACKING_USERNAME=admin",
+        f"--from-literal=MLFLOW_TRACKING_PASSWORD={MLFLOW_PASSWORD}",
+    )  # fmt: skip
+    values |= {
+        "mlflow.server.auth.enabled": True,
+        "mlflow.server.auth.adminSecret.name": MLFLOW_SECRET,
+        "mlflow.server.auth.adminSecret.key": "MLFLOW_TRACKING_PASSWORD",
+        "networkPolicy.enabled": True,
     }
     install = ["inshape", str(CHART), "-n", namespace]
     # Other tests of the session may have applied the CRD with kubectl already; the chart
@@ -86,7 +104,11 @@ def container_runtimes(kubectl: Kubectl) -> dict[str, str]:
 
 
 def test_helm_install_promotes_and_the_new_serving_pod_answers_through_its_service(
-    kind_env: KindEnv, namespace: str, kubectl: Kubectl, release: dict[str, str]
+    kind_env: KindEnv,
+    namespace: str,
+    kubectl: Kubectl,
+    release: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     scenario.wait_for_operator(kubectl, timeout=300)
     assert scenario.deployment_uri(kubectl) == f"models:/{release['model']}@champion"
@@ -118,6 +140,8 @@ def test_helm_install_promotes_and_the_new_serving_pod_answers_through_its_servi
         print(json.dumps(json.load(urllib.request.urlopen(req, timeout=60))["predictions"]))
     """))  # fmt: skip
     answered: list[Any] = json.loads(answer.strip().splitlines()[-1])
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "admin")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", MLFLOW_PASSWORD)
     with port_forward(kubectl, "service/inshape-mlflow", 5000) as port:
         expected = scenario.expected_predictions(f"http://localhost:{port}", uri, rows)
     assert answered == expected

@@ -951,3 +951,32 @@ def test_mlflow_reads_the_rendered_auth_config_with_the_password_from_env(
     assert (auth.admin_username, auth.admin_password) == ("admin", "from-the-secret")
     assert auth.default_permission == "READ"
     assert auth.database_uri == "sqlite:////data/basic_auth.db"
+
+
+def test_with_basic_auth_the_example_signs_in_with_the_admins_secret_by_reference() -> None:
+    values = {
+        "example.enabled": True,
+        "kafka.bootstrapServers": "k:9092",
+        "mlflow.server.auth.enabled": True,
+        "mlflow.server.auth.adminSecret.name": "mlflow-admin",
+        "mlflow.server.auth.adminSecret.key": "MLFLOW_TRACKING_PASSWORD",
+    }
+    objects = render(values, extra=POLICY_API)
+    policy = one(objects, "ModelUpdatePolicy")
+    assert policy["spec"]["mlflow"]["credentialsSecret"] == "mlflow-admin"
+    (server,) = pod_spec(one(objects, "Deployment", "digits-serving"))["containers"]
+    env = {e["name"]: e for e in server["env"]}
+    assert env["MLFLOW_TRACKING_PASSWORD"] == {
+        "name": "MLFLOW_TRACKING_PASSWORD",
+        "valueFrom": {
+            "secretKeyRef": {
+                "name": "mlflow-admin",
+                "key": "MLFLOW_TRACKING_PASSWORD",
+                "optional": True,
+            }
+        },
+    }
+    own = render({**values, "example.mlflowCredentialsSecret": "team-mlflow"}, extra=POLICY_API)
+    assert one(own, "ModelUpdatePolicy")["spec"]["mlflow"]["credentialsSecret"] == "team-mlflow"
+    plain = render({"example.enabled": True, "kafka.bootstrapServers": "k:9092"}, extra=POLICY_API)
+    assert "credentialsSecret" not in one(plain, "ModelUpdatePolicy")["spec"]["mlflow"]

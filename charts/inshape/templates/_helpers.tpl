@@ -191,6 +191,9 @@ it (Strimzi 0.49+), else v1beta2. */}}
 {{- end }}
 {{- with .Values.example.minNewRecords }}{{ $_ := set $policy.spec.trigger "minNewRecords" . }}{{ end }}
 {{- $_ := set $policy.spec.mlflow "trackingUri" (include "inshape.mlflowUri" .) }}
+{{- with include "inshape.exampleMlflowSecret" . }}
+{{- $_ := set $policy.spec.mlflow "credentialsSecret" . }}
+{{- end }}
 {{- $_ := set $policy.metadata "namespace" .Release.Namespace }}
 {{- $policy | toJson }}
 {{- end }}
@@ -217,4 +220,13 @@ volume, or basic auth's sqlite user store; empty when everything is external. */
 {{- define "inshape.mlflowVolume" -}}
 {{- $server := .Values.mlflow.server }}
 {{- if or (not $server.backendStore.uriSecret.name) (not $server.artifacts.destination) $server.auth.enabled }}true{{ end }}
+{{- end }}
+
+{{/* The Secret the example signs in to MLflow with; empty for none. */}}
+{{- define "inshape.exampleMlflowSecret" -}}
+{{- if .Values.example.mlflowCredentialsSecret }}
+{{- .Values.example.mlflowCredentialsSecret }}
+{{- else if and (not .Values.mlflow.external.uri) .Values.mlflow.server.auth.enabled }}
+{{- .Values.mlflow.server.auth.adminSecret.name }}
+{{- end }}
 {{- end }}
