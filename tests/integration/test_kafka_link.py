@@ -25,7 +25,7 @@ from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from inshape_api import kafka_connection
 from inshape_api.kafka_link import KafkaAuthError, KafkaUnreachableError, probe
-from inshape_api.kafka_security import KafkaSecurity, client_kwargs
+from inshape_api.kafka_security import KafkaSecurity
 from inshape_api.result import KAFKA_AUTH_FAILED, decode
 from inshape_api.spec import (
     CertSecretSource,
@@ -42,7 +42,6 @@ from inshape_jobs.drain import TopicReader
 from tests.conftest import SecureKafka
 from tests.integration.helpers import digits_policy
 from tests.integration.test_kafka_security import (
-    TIMEOUTS,
     WAYS,
     Way,
     fill_through,
@@ -54,19 +53,6 @@ pytestmark = pytest.mark.integration
 
 RECORDS = 5000
 FAST_SECONDS = 10.0  # a refusal must be named within this (kafka-python's clients take 30 s)
-
-
-@pytest.fixture
-def admin_for() -> Iterator[Callable[[str, KafkaSecurity], KafkaAdminClient]]:
-    made: list[KafkaAdminClient] = []
-
-    def make(address: str, how: KafkaSecurity) -> KafkaAdminClient:
-        made.append(KafkaAdminClient(bootstrap_servers=address, **client_kwargs(how), **TIMEOUTS))
-        return made[-1]
-
-    yield make
-    for admin in made:
-        admin.close()
 
 
 def secured(policy: Policy) -> Policy:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,19 +75,6 @@ def security(way: Way, pki: KafkaPki, user: ScramUser) -> KafkaSecurity:
             "SSL", ca_file=ca, cert_file=str(client.certfile), key_file=str(client.keyfile)
         )
     return KafkaSecurity("SSL", ca_file=ca)
-
-
-@pytest.fixture
-def admin_for() -> Iterator[Callable[[str, KafkaSecurity], KafkaAdminClient]]:
-    made: list[KafkaAdminClient] = []
-
-    def make(address: str, how: KafkaSecurity) -> KafkaAdminClient:
-        made.append(KafkaAdminClient(bootstrap_servers=address, **client_kwargs(how), **TIMEOUTS))
-        return made[-1]
-
-    yield make
-    for admin in made:
-        admin.close()
 
 
 def produce(address: str, how: KafkaSecurity, topic: str, values: list[bytes]) -> None:
