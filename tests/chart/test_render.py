@@ -976,6 +976,12 @@ def test_with_basic_auth_the_example_signs_in_with_the_admins_secret_by_referenc
             }
         },
     }
+    (mlflow,) = pod_spec(one(objects, "Deployment", "inshape-mlflow"))["containers"]
+    flask = {e["name"]: e for e in mlflow["env"]}["MLFLOW_FLASK_SERVER_SECRET_KEY"]
+    key_secret = flask["valueFrom"]["secretKeyRef"]["name"]
+    assert one(objects, "Secret", key_secret)["data"][
+        "secretKey"
+    ]  # MLflow refuses to start without
     own = render({**values, "example.mlflowCredentialsSecret": "team-mlflow"}, extra=POLICY_API)
     assert one(own, "ModelUpdatePolicy")["spec"]["mlflow"]["credentialsSecret"] == "team-mlflow"
     plain = render({"example.enabled": True, "kafka.bootstrapServers": "k:9092"}, extra=POLICY_API)
