@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from inshape_hack.apiserver import ApiServer
 from inshape_hack.kindtesting import apply_policy_crd
 from inshape_hack.kubectl import KubectlRunner
 from inshape_hack.polling import wait_until
+from inshape_operator.crd import NAME as CRD_NAME
 from tests.chart.conftest import render_text
 
 pytestmark = pytest.mark.integration
@@ -66,7 +67,7 @@ def policy(namespace: str, model: str, group: str | None = None) -> dict[str, An
 
 
 @pytest.fixture(scope="module")
-def as_author(api_server: ApiServer) -> Callable[[dict[str, Any]], str]:
+def as_author(api_server: ApiServer) -> Iterator[Callable[[dict[str, Any]], str]]:
     """The CRD and the chart's admission objects applied; a dry-run apply as the author."""
     admin = api_server.kubectl()
     apply_policy_crd(admin)
@@ -76,16 +77,11 @@ def as_author(api_server: ApiServer) -> Callable[[dict[str, Any]], str]:
         admin("create", "namespace", namespace, check=False)
     admin.apply(author_role(TEAM_A))
 
-    def apply(document: dict[str, Any], user: str = AUTHOR) -> str:
-        return admin(
-            "apply",
-            "--dry-run=server",
-            f"--as={user}",
-            "-f",
-            "-",
-            stdin=json.dumps(document),
-            check=False,
-        )
+    def apply(document: dict[str, Any], user: str | None = AUTHOR) -> str:
+        """A server dry-run as `user` (None: as the cluster admin)."""
+        as_user = [f"--as={user}"] if user else []
+        text = json.dumps(document)
+        return admin("apply", "--dry-run=server", *as_user, "-f", "-", stdin=text, check=False)
 
     # The API server compiles a new admission policy in the background: wait for it to bite.
     wait_until(
@@ -94,7 +90,23 @@ def as_author(api_server: ApiServer) -> Callable[[dict[str, Any]], str]:
         what="the ValidatingAdmissionPolicy is in force",
         interval=0.5,
     )
-    return apply
+    yield apply
+    # The API server is the session's: leave it without the policy for the tests after these.
+    admin("delete", "-f", "-", stdin=admission, check=False)
+    wait_until(
+        lambda: "created (server dry run)" in apply(policy(TEAM_A, "team-b-digits"), None),
+        timeout=60,
+        what="the ValidatingAdmissionPolicy is gone",
+        interval=0.5,
+    )
+    # Nor with a CRD that Helm does not own (a later test installs the chart's own).
+    admin("delete", "crd", CRD_NAME, "--wait=false", check=False)
+    wait_until(
+        lambda: "NotFound" in admin("get", "crd", CRD_NAME, check=False),
+        timeout=120,
+        what=f"CRD {CRD_NAME} is gone",
+        interval=0.5,
+    )
 
 
 @pytest.mark.parametrize(

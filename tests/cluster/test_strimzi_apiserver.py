@@ -145,6 +145,8 @@ def helm_render(installed: Installed, authentication: str) -> list[dict[str, obj
         "inshape",
         str(CHART),
         "--dry-run=server",
+        # Other tests of the session may have applied the policy CRD with kubectl: adopt it.
+        "--take-ownership",
         "-n",
         installed.namespace,
         "--set",
