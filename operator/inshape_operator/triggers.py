@@ -26,11 +26,10 @@ from typing import Literal
 from croniter import CroniterBadDateError, CroniterError, croniter
 
 from inshape_api import cron_syntax
-from inshape_api.spec import TriggerSpec
+from inshape_api.spec import TriggerSpec, duration_seconds
 
 TriggerName = Literal["Lag", "Schedule", "MaxInterval"]
 
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _DURATION = re.compile(r"([0-9]+)([smhd])")
 _NEVER_PROBE = datetime(2000, 1, 1, tzinfo=UTC)
 # How far croniter searches for a slot. The rarest schedule that fires at all, 29 February on
@@ -110,7 +109,7 @@ def parse_duration(text: str) -> timedelta:
     """`6h`, `1h30m`, `90s`, `2d` -> timedelta (the spec's DURATION pattern)."""
     if not text or _DURATION.sub("", text) != "":
         raise TriggerError(f"{text!r} is not a duration like 6h or 1h30m")
-    seconds = sum(int(n) * _UNITS[unit] for n, unit in _DURATION.findall(text))
+    seconds = duration_seconds(text)  # the spec's own reading, so both agree by construction
     if seconds == 0:
         raise TriggerError(f"{text!r} is zero; give a positive duration")
     return timedelta(seconds=seconds)
