@@ -126,6 +126,14 @@ KIND_TOOLS: tuple[InstalledTool, ...] = (
     ),
     InstalledTool("coredns", "github.com/coredns/coredns", "v1.12.1"),
     InstalledTool("local-path-provisioner", "github.com/rancher/local-path-provisioner", "v0.0.30"),
+    # NetworkPolicy enforcement where kindnetd cannot run (netpolicy.py). v2.1.0 is the only
+    # version the proxy serves here; it runs only inside the project's throwaway kind cluster.
+    InstalledTool(
+        "kube-router",
+        "github.com/cloudnativelabs/kube-router/v2/cmd/kube-router",
+        "v2.1.0",
+        ("-X github.com/cloudnativelabs/kube-router/v2/pkg/version.Version=v2.1.0",),
+    ),
 )
 
 

@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 from pytest_kind import KindCluster
 
-from inshape_hack import gotools, nodeimage, rootfs
+from inshape_hack import gotools, netpolicy, nodeimage, rootfs
 from inshape_hack.docker import DockerEndpoint, docker_cli, ensure_docker, pull
 from inshape_hack.paths import REPO_ROOT, cache_dir, run_dir
 
@@ -184,7 +184,30 @@ def up(tooling: KindTooling, name: str = DEFAULT_CLUSTER) -> KindCluster:
     if cluster_exists(tooling, name) and not cluster.kubeconfig_path.exists():
         write_kubeconfig(tooling, name, cluster.kubeconfig_path)
     cluster.create(config_file=effective_config(tooling))
+    if tooling.offline_image:
+        enforce_network_policies(tooling, name, cluster.kubeconfig_path)
     return cluster
+
+
+def enforce_network_policies(tooling: KindTooling, name: str, kubeconfig: Path) -> None:
+    """What kindnetd would do for NetworkPolicies, on the offline image's cluster (idempotent:
+    the image is loaded once, the manifest applied again changes nothing)."""
+    image = netpolicy.ensure_image(tooling.docker)
+    load_image(tooling, image, name)
+    kubectl = [str(tooling.kubectl), "--kubeconfig", str(kubeconfig)]
+    subprocess.run(
+        [*kubectl, "apply", "-f", "-"],
+        input=netpolicy.manifest(image),
+        text=True,
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        [*kubectl, "-n", netpolicy.NAMESPACE, "rollout", "status", netpolicy.DAEMONSET,
+         "--timeout=180s"],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
 
 
 def write_kubeconfig(tooling: KindTooling, name: str, path: Path) -> None:

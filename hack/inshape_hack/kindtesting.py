@@ -201,9 +201,11 @@ def run_pod(
     *command: str,
     claims: dict[str, str] | None = None,
     timeout: float = 300,
+    labels: dict[str, str] | None = None,
 ) -> str:
     """Run ``command`` to completion in a throwaway pod that `restricted` admits; its log.
-    ``claims`` mounts PersistentVolumeClaims (claim name -> mount path).
+    ``claims`` mounts PersistentVolumeClaims (claim name -> mount path); ``labels`` are added
+    to the pod's (what NetworkPolicies select).
 
     Raises AssertionError with the log when the pod fails.
     """
@@ -216,7 +218,10 @@ def run_pod(
     pod = {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {"name": name, "labels": {"app.kubernetes.io/part-of": "inshape-test"}},
+        "metadata": {
+            "name": name,
+            "labels": {"app.kubernetes.io/part-of": "inshape-test", **(labels or {})},
+        },
         "spec": {
             "restartPolicy": "Never",
             "automountServiceAccountToken": False,
@@ -246,6 +251,47 @@ def run_pod(
     kubectl("delete", "pod", name, "--wait=false", check=False)
     assert phase == "Succeeded", f"pod {name} {phase}:\n{log[-4000:]}"
     return log
+
+
+# Tries to connect until the window closes: a policy engine admits a new pod a second or two
+# after it starts (kube-router: ~1.6 s here), so one refusal proves nothing; "blocked" is a
+# window of refusals or timeouts.
+_CONNECT = """
+import socket, sys, time
+host, port, window = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+deadline = time.monotonic() + window
+while True:
+    try:
+        socket.create_connection((host, port), timeout=2).close()
+        print("open")
+        break
+    except OSError as error:
+        if time.monotonic() > deadline:
+            print("blocked", type(error).__name__)
+            break
+        time.sleep(0.2)
+"""
+
+
+def tcp_open(
+    kubectl: KubectlRunner,
+    name: str,
+    image: str,
+    host: str,
+    port: int,
+    *,
+    labels: dict[str, str] | None = None,
+    window_seconds: float = 10.0,
+) -> bool:
+    """Whether a new pod with ``labels`` opens a TCP connection to ``host:port`` within
+    ``window_seconds`` of its start."""
+    log = run_pod(
+        kubectl, name, image, "python", "-c", _CONNECT, host, str(port), str(window_seconds),
+        labels=labels,
+    )  # fmt: skip
+    verdict = log.strip().splitlines()[-1]
+    assert verdict == "open" or verdict.startswith("blocked"), log
+    return verdict == "open"
 
 
 @contextmanager

@@ -1,6 +1,7 @@
 """`helm install` on kind, as a user installs the chart, then the whole loop in real containers:
 the chart's own MLflow (sqlite on a local-path PVC) with basic auth (the admin password in a
-Secret, the example signing in with it) behind the chart's NetworkPolicy, the operator in its
+Secret, the example signing in with it) behind the chart's NetworkPolicy (enforced: a pod it
+does not admit is refused), the operator in its
 pod under the chart's
 ServiceAccount and RBAC, the example policy, records streamed from a pod to the in-cluster
 Kafka by its Service name, an update Job, a promotion, the serving Deployment rolled, and the
@@ -19,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from inshape_hack.kindtesting import KindEnv, port_forward, run_pod
+from inshape_hack.kindtesting import KindEnv, port_forward, run_pod, tcp_open
 from inshape_hack.kubectl import KubectlRunner as Kubectl
 from tests.chart import scenario
 from tests.chart.conftest import CHART, set_args
@@ -146,3 +147,14 @@ def test_helm_install_promotes_and_the_new_serving_pod_answers_through_its_servi
         expected = scenario.expected_predictions(f"http://localhost:{port}", uri, rows)
     assert answered == expected
     assert sum(int(p) == t for p, t in zip(answered, labels, strict=True)) >= 15
+
+    # The NetworkPolicy is enforced, not only accepted: the Job and the serving pod reached
+    # MLflow above; a pod of the namespace without an admitted label cannot, `helm test`'s can.
+    mlflow = f"inshape-mlflow.{namespace}.svc.cluster.local"
+    assert not tcp_open(kubectl, "intruder", kind_env.image, mlflow, 5000)
+    tester = {
+        "app.kubernetes.io/name": "inshape",
+        "app.kubernetes.io/instance": "inshape",
+        "app.kubernetes.io/component": "test",
+    }
+    assert tcp_open(kubectl, "tester", kind_env.image, mlflow, 5000, labels=tester)

@@ -9,8 +9,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
-from inshape_hack import gotools, kindcluster, nodeimage
+from inshape_hack import gotools, kindcluster, netpolicy, nodeimage
 from inshape_hack.rootfs import RootfsSpec
 
 ENTRYPOINT = """#!/bin/bash
@@ -199,3 +200,30 @@ def test_the_shim_refuses_to_run_itself_as_docker() -> None:
         [str(shim), "-v"], env=env, capture_output=True, text=True, timeout=10, check=False
     )
     assert done.returncode == 2 and "is this shim" in done.stderr
+
+
+def test_the_network_policy_manifest_runs_only_kube_routers_firewall_with_read_only_rbac() -> None:
+    docs = list(yaml.safe_load_all(netpolicy.manifest("localhost/inshape/kube-router:abc")))
+    kinds = {doc["kind"]: doc for doc in docs}
+    assert set(kinds) == {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "DaemonSet"}
+    verbs = {verb for rule in kinds["ClusterRole"]["rules"] for verb in rule["verbs"]}
+    assert verbs == {"get", "list", "watch"}
+    container = kinds["DaemonSet"]["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == "localhost/inshape/kube-router:abc"
+    args = set(container["args"])
+    assert {"--run-firewall=true", "--run-router=false", "--run-service-proxy=false"} <= args
+    assert "--enable-cni=false" in args  # the static ptp CNI stays the node's
+
+
+def test_a_network_policy_template_must_name_its_image_exactly_once() -> None:
+    with pytest.raises(ValueError, match="image: IMAGE"):
+        netpolicy.manifest("x", template="kind: DaemonSet\n")
+    with pytest.raises(ValueError, match="image: IMAGE"):
+        netpolicy.manifest("x", template="image: IMAGE\nimage: IMAGE\n")
+
+
+def test_the_policy_engines_image_follows_its_binary_and_base() -> None:
+    first = netpolicy.image_tag(Path("kube-router-v2.1.0-aaa"), "base:1")
+    assert first == netpolicy.image_tag(Path("kube-router-v2.1.0-aaa"), "base:1")
+    assert first != netpolicy.image_tag(Path("kube-router-v2.1.0-bbb"), "base:1")
+    assert first != netpolicy.image_tag(Path("kube-router-v2.1.0-aaa"), "base:2")
