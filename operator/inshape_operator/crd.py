@@ -145,6 +145,18 @@ def _resource_names_rule(which: str) -> dict[str, str]:
     }
 
 
+# Kubernetes' CEL quantity library (1.29+) compares quantities as the API server does when it
+# refuses a container whose limit is below its request.
+LIMITS_NOT_BELOW_REQUESTS = {
+    "rule": "!has(self.requests) || !has(self.limits) || self.limits.all(k, "
+    "!(k in self.requests) || "
+    "quantity(string(self.limits[k])).compareTo(quantity(string(self.requests[k]))) >= 0)",
+    "message": "limits must not be below requests for the same resource",
+    "fieldPath": ".limits",
+    "reason": "FieldValueInvalid",
+}
+
+
 # The cross-field rules of spec._check_cross_fields, on the object holding the fields.
 RULES: dict[type, list[dict[str, str]]] = {
     KafkaSourceSpec: [
@@ -255,7 +267,11 @@ RULES: dict[type, list[dict[str, str]]] = {
         _interval_rule(f">= {MIN_INTERVAL_SECONDS}", "maxInterval must be at least 1m"),
         _interval_rule(f"<= {MAX_INTERVAL_SECONDS}", "maxInterval must be at most 3650d"),
     ],
-    ResourcesSpec: [_resource_names_rule("requests"), _resource_names_rule("limits")],
+    ResourcesSpec: [
+        _resource_names_rule("requests"),
+        _resource_names_rule("limits"),
+        LIMITS_NOT_BELOW_REQUESTS,
+    ],
 }
 # Unique features are not a CEL rule: see EXTRA (x-kubernetes-list-type: set).
 

@@ -94,6 +94,16 @@ REFUSED: list[tuple[Change, str, str]] = [
     (resources(limits={"gpu": 1}), "spec.job.resources.limits", "only container resources"),
     (resources(limit={"memory": "1Gi"}), "spec.job.resources.limit", "unknown field"),
     (job(resources={"limits": ["1Gi"]}), "spec.job.resources.limits", "must be"),
+    (
+        resources(requests={"memory": "1Gi"}, limits={"memory": "1000Mi"}),
+        "spec.job.resources.limits",
+        "limits must not be below requests",
+    ),
+    (
+        resources(requests={"cpu": 2}, limits={"cpu": "1500m", "memory": "1Gi"}),
+        "spec.job.resources.limits",
+        "limits must not be below requests",
+    ),
 ]
 
 # Edge values next to the refusals: admitted by both.
@@ -129,6 +139,8 @@ ADMITTED: list[Change] = [
         limits={"cpu": 2, "memory": "1.5Gi", "hugepages-2Mi": "64Mi", "example.com/gpu": 1},
     ),
     resources(limits={"memory": "1e9", "cpu": "+.5", "ephemeral-storage": "0"}),
+    resources(requests={"memory": "1Gi", "cpu": "500m"}, limits={"memory": "1024Mi", "cpu": 1}),
+    resources(requests={"memory": "1G"}, limits={"memory": "1e9", "cpu": "100m"}),
 ]
 
 

@@ -466,6 +466,15 @@ CROSS_FIELD_CASES = [
         "may name only container resources: cpu, memory, ephemeral-storage, "
         "hugepages-<size> or domain-prefixed (example.com/gpu)",
     ),
+    (
+        lambda s: s.update(
+            job={"resources": {"requests": {"memory": "1Gi"}, "limits": {"memory": "512Mi"}}}
+        ),
+        "spec.job.resources.limits",
+        "spec.job.resources",
+        ".limits",
+        "limits must not be below requests for the same resource",
+    ),
 ]
 
 
