@@ -10,6 +10,7 @@ on each request (see mlflow_credentials.py): never process-wide settings.
 from __future__ import annotations
 
 import json
+import re
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -22,7 +23,24 @@ from inshape_operator.mlflow_credentials import NO_CREDENTIALS, MlflowCredential
 _TIMEOUT = 10.0
 _PROBE_TIMEOUT = 5.0  # every pass probes: a silent server must not hold a pass long
 _NOT_FOUND = 404
+_BAD_REQUEST = 400
 _REFUSED = (401, 403)
+# MLflow answers a missing alias with 400 INVALID_PARAMETER_VALUE, not 404.
+_ALIAS_NOT_FOUND = re.compile(r"^Registered model alias \S+ not found")
+
+
+def means_absent(error_body: bytes) -> bool:
+    """Whether a 400 from MLflow says only that the thing asked for does not exist."""
+    try:
+        error = json.loads(error_body)
+    except ValueError:
+        return False
+    if not isinstance(error, dict):
+        return False
+    code, message = error.get("error_code"), str(error.get("message", ""))
+    return code == "RESOURCE_DOES_NOT_EXIST" or (
+        code == "INVALID_PARAMETER_VALUE" and _ALIAS_NOT_FOUND.match(message) is not None
+    )
 
 
 class RegistryUnavailableError(Exception):
@@ -84,9 +102,9 @@ class Registry:
                     f"({exc.code} on {method} {path})",
                     exc.code,
                 ) from None
-            if exc.code == _NOT_FOUND or (
-                exc.code == 400 and "RESOURCE_DOES_NOT_EXIST" in str(exc.read()[:500])
-            ):
+            if exc.code == _NOT_FOUND:
+                return None
+            if exc.code == _BAD_REQUEST and means_absent(exc.read(2000)):
                 return None
             raise RegistryUnavailableError(f"MLflow {self.base}: {method} {path}: {exc}") from exc
         except (urllib.error.URLError, OSError, ValueError) as exc:

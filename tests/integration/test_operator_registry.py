@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from mlflow.tracking import MlflowClient
 
 from inshape_operator.mlflow_check import Registry, RegistryUnavailableError, verify
 from tests.integration.helpers import NewPolicy, fill, run
@@ -30,6 +31,13 @@ def test_registry_agrees_with_a_real_promotion_and_moves_the_alias_back(
 
     registry.set_champion(model, "1")  # what a rollback does
     assert registry.champion_version(model) == "1"
+
+    # An alias deleted by hand (MLflow answers 400, not 404): no champion, not "MLflow down".
+    MlflowClient(policy.spec.mlflow.trackingUri).delete_registered_model_alias(model, "champion")
+    assert registry.champion_version(model) is None
+    gone = verify(registry, policy.experiment, model, "uid-2", "2")
+    assert (gone.ok, gone.reason) == (False, "ChampionAliasMismatch")
+    assert registry.champion_version(f"{model}-never-registered") is None
 
 
 def test_registry_down_is_a_temporary_error() -> None:
