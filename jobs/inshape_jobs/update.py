@@ -59,6 +59,7 @@ from inshape_jobs.tracking import (
     RESULT_ARTIFACT,
     Champion,
     KafkaOffsetsSource,
+    LoggedRun,
     RunRecord,
     Tracker,
 )
@@ -215,7 +216,7 @@ def build_record(
     *,
     policy: Policy,
     options: RunOptions,
-    reader: Reader,
+    bootstrap_servers: str,
     snapshot: Snapshot,
     champion: Champion | None,
     drained: Drained,
@@ -322,7 +323,7 @@ def build_record(
         },
         documents=documents,
         figures=figures,
-        lineage=KafkaOffsetsSource(reader.bootstrap_servers, kafka.topic, snapshot.group, ranges),
+        lineage=KafkaOffsetsSource(bootstrap_servers, kafka.topic, snapshot.group, ranges),
         lineage_digest=digest,
         model=drained.model,
         signature_input=signature_input,
@@ -335,17 +336,18 @@ def build_record(
 def _finish(
     tracker: Tracker,
     reader: Reader,
-    run_id: str,
+    run: LoggedRun,
     result: RunResult,
     *,
     offsets: dict[int, int],
     timers: Timers,
     dead_letters: DeadLetterSink | None,
+    replaying: bool = False,
 ) -> RunResult:
     """Register, move the alias on a win, then commit: the steps a retry may replay."""
-    run = tracker.get_run(run_id)
+    run_id = run.run_id
     with timers.stage("register"):
-        version = tracker.ensure_registered(run)
+        version = tracker.ensure_registered(run, may_exist=replaying)
         promoted = result.outcome == "Promoted"
         if (
             promoted
@@ -371,7 +373,14 @@ def replay(tracker: Tracker, reader: Reader, run_id: str, timers: Timers) -> Run
     lineage = tracker.load_document(run_id, LINEAGE_ARTIFACT)
     offsets = {int(p): r["to"] for p, r in lineage["partitions"].items()}
     final = _finish(
-        tracker, reader, run_id, result, offsets=offsets, timers=timers, dead_letters=None
+        tracker,
+        reader,
+        tracker.logged_run(run_id),
+        result,
+        offsets=offsets,
+        timers=timers,
+        dead_letters=None,
+        replaying=True,
     )
     return replace(final, replayed=True)
 
@@ -502,7 +511,7 @@ def _run(
         record = build_record(
             policy=policy,
             options=options,
-            reader=reader,
+            bootstrap_servers=reader.bootstrap_servers,
             snapshot=snapshot,
             champion=champion,
             drained=drained,
@@ -511,11 +520,11 @@ def _run(
             decision=decision,
             result=result,
         )
-        run_id = tracker.log_run(record)
+        logged = tracker.log_run(record)
     final = _finish(
         tracker,
         reader,
-        run_id,
+        logged,
         result,
         offsets=snapshot.end_offsets(),
         timers=timers,
