@@ -10,6 +10,7 @@ import json
 import logging
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -220,7 +221,13 @@ class Tracker:
 
     def _log_contents(self, run_id: str, record: RunRecord, tags: dict[str, str]) -> LoggedRun:
         params = _flat(record.params)
-        with tempfile.TemporaryDirectory(prefix="inshape-run-") as scratch:
+        with (
+            tempfile.TemporaryDirectory(prefix="inshape-run-") as scratch,
+            ThreadPoolExecutor(1, thread_name_prefix="inshape-files") as writer,
+        ):
+            # The run's files (the plot renders for a few hundred ms) are written and uploaded
+            # on a thread while the requests below wait on MLflow.
+            uploaded = writer.submit(self._upload_files, run_id, record, Path(scratch) / "run")
             model_id = None
             if record.model is not None:
                 model_id = self._log_model(run_id, record, params, Path(scratch) / "model")
@@ -244,10 +251,12 @@ class Tracker:
             self.client.log_inputs(
                 run_id, datasets=[DatasetInput(dataset._to_mlflow_entity(), tags=[context])]
             )
-            files = Path(scratch) / "run"
-            _write_files(files, record)
-            self.client.log_artifacts(run_id, str(files))
+            uploaded.result()
         return LoggedRun(run_id, model_uri, {**tags, **run_tags})
+
+    def _upload_files(self, run_id: str, record: RunRecord, root: Path) -> None:
+        _write_files(root, record)
+        self.client.log_artifacts(run_id, str(root))
 
     def _log_model(self, run_id: str, record: RunRecord, params: dict[str, str], path: Path) -> str:
         """The run's model as MLflow's logged model (what mlflow.sklearn.log_model makes,
