@@ -25,8 +25,6 @@ from mlflow.data.meta_dataset import MetaDataset
 from mlflow.entities import (
     DatasetInput,
     InputTag,
-    LoggedModelOutput,
-    LoggedModelStatus,
     Metric,
     Param,
     Run,
@@ -34,7 +32,7 @@ from mlflow.entities import (
 )
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
-from mlflow.models import Model, infer_signature
+from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 from mlflow.tracking.context import registry as context_registry
 from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
@@ -52,7 +50,7 @@ PROFILE_ARTIFACT = "sample/profile.json"
 REFUSED_CODES = frozenset({"UNAUTHENTICATED", "PERMISSION_DENIED"})
 REFUSED_STATUSES = frozenset({401, 403})
 RESULT_ARTIFACT = "result.json"
-MODEL_NAME = "model"  # the logged model's name, as mlflow.sklearn.log_model(name=...) gave it
+MODEL_PATH = "model"  # the model's folder in the run's artifacts
 REGISTRATION_TIMEOUT = 300.0  # seconds, as mlflow.register_model waits by default
 
 
@@ -133,13 +131,16 @@ class LoggedRun:
     """What registration needs of a logged run."""
 
     run_id: str
-    model_uri: str | None  # models:/<model id>, when the run logged a model
+    artifact_uri: str
+    # runs:/<run id>/model when the run logged a model (models:/<model id> if it logged it
+    # as an MLflow logged model, as runs logged before did)
+    model_uri: str | None
     tags: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def of(cls, run: Run) -> LoggedRun:
         tags = dict(run.data.tags)
-        return cls(run.info.run_id, tags.get(MODEL_URI_TAG), tags)
+        return cls(run.info.run_id, run.info.artifact_uri, tags.get(MODEL_URI_TAG), tags)
 
 
 class Tracker:
@@ -201,9 +202,9 @@ class Tracker:
         self.client.delete_run(run.info.run_id)
 
     def log_run(self, record: RunRecord) -> LoggedRun:
-        """The whole run in a few requests: the run, its logged model, one batch of params,
-        metrics and tags, its input, one upload of its files, its end. A failure on the way
-        leaves the run FAILED, which a retry deletes (find_run, discard_run)."""
+        """The whole run in a few requests: the run, one batch of params, metrics and tags,
+        its input, one upload of its files (the model's among them) and one of its plots,
+        its end. A failure on the way leaves the run FAILED, which a retry deletes."""
         tags = {RUN_KEY_TAG: record.run_key, OUTCOME_TAG: record.outcome, **record.tags}
         if record.compared_with:
             tags[COMPARED_WITH_TAG] = record.compared_with
@@ -212,36 +213,34 @@ class Tracker:
         run = self.client.create_run(self.experiment_id, tags=tags, run_name=record.run_name)
         run_id = run.info.run_id
         try:
-            logged = self._log_contents(run_id, record, tags)
+            logged = self._log_contents(run.info.run_id, run.info.artifact_uri, record, tags)
         except BaseException:
             self.client.set_terminated(run_id, "FAILED")
             raise
         self.client.set_terminated(run_id)
         return logged
 
-    def _log_contents(self, run_id: str, record: RunRecord, tags: dict[str, str]) -> LoggedRun:
-        params = _flat(record.params)
+    def _log_contents(
+        self, run_id: str, artifact_uri: str, record: RunRecord, tags: dict[str, str]
+    ) -> LoggedRun:
         with (
             tempfile.TemporaryDirectory(prefix="inshape-run-") as scratch,
-            ThreadPoolExecutor(1, thread_name_prefix="inshape-files") as writer,
+            ThreadPoolExecutor(1, thread_name_prefix="inshape-plots") as painter,
         ):
-            # The run's files (the plot renders for a few hundred ms) are written and uploaded
-            # on a thread while the requests below wait on MLflow.
-            uploaded = writer.submit(self._upload_files, run_id, record, Path(scratch) / "run")
-            model_id = None
+            # The plots render (CPU, a few hundred ms) while the requests below wait on MLflow.
+            figures, files = Path(scratch) / "figures", Path(scratch) / "files"
+            rendered = painter.submit(_write_figures, figures, record)
+            _write_documents(files, record)
+            model_uri = None
             if record.model is not None:
-                model_id = self._log_model(run_id, record, params, Path(scratch) / "model")
-            model_uri = f"models:/{model_id}" if model_id else None
-            now = int(time.time() * 1000)
+                self._save_model(record, files / MODEL_PATH)
+                model_uri = f"runs:/{run_id}/{MODEL_PATH}"
             run_tags = {MODEL_URI_TAG: model_uri} if model_uri else {}
+            now = int(time.time() * 1000)
             self.client.log_batch(
                 run_id,
-                # Linked to the logged model, as mlflow.sklearn.log_model links the run's.
-                metrics=[
-                    Metric(k, float(v), now, 0, model_id=model_id)
-                    for k, v in record.metrics.items()
-                ],
-                params=[Param(k, v) for k, v in params.items()],
+                metrics=[Metric(k, float(v), now, 0) for k, v in record.metrics.items()],
+                params=[Param(k, v) for k, v in _flat(record.params).items()],
                 tags=[RunTag(k, v) for k, v in run_tags.items()],
             )
             dataset = MetaDataset(  # type: ignore[abstract]
@@ -251,48 +250,25 @@ class Tracker:
             self.client.log_inputs(
                 run_id, datasets=[DatasetInput(dataset._to_mlflow_entity(), tags=[context])]
             )
-            uploaded.result()
-        return LoggedRun(run_id, model_uri, {**tags, **run_tags})
+            self.client.log_artifacts(run_id, str(files))
+            rendered.result()
+            if record.figures:
+                self.client.log_artifacts(run_id, str(figures))
+        return LoggedRun(run_id, artifact_uri, model_uri, {**tags, **run_tags})
 
-    def _upload_files(self, run_id: str, record: RunRecord, root: Path) -> None:
-        _write_files(root, record)
-        self.client.log_artifacts(run_id, str(root))
-
-    def _log_model(self, run_id: str, record: RunRecord, params: dict[str, str], path: Path) -> str:
-        """The run's model as MLflow's logged model (what mlflow.sklearn.log_model makes,
-        without its round trip per metric): its id."""
-        model = self.client.create_logged_model(
-            self.experiment_id,
-            name=MODEL_NAME,
-            source_run_id=run_id,
-            params=params,
-            tags=context_registry.resolve_tags(),
+    def _save_model(self, record: RunRecord, path: Path) -> None:
+        """The MLflow model directory mlflow.sklearn.log_model would upload."""
+        signature = None
+        if record.signature_input is not None:
+            signature = infer_signature(record.signature_input, record.signature_output)
+        mlflow.sklearn.save_model(
+            record.model,
+            str(path),
+            signature=signature,
+            # Explicit requirements: inferring them starts a subprocess and costs seconds.
+            pip_requirements=mlflow.sklearn.get_default_pip_requirements(),
+            skops_trusted_types=own_types(record.model),
         )
-        try:
-            signature = None
-            if record.signature_input is not None:
-                signature = infer_signature(record.signature_input, record.signature_output)
-            mlflow.sklearn.save_model(
-                record.model,
-                str(path),
-                mlflow_model=Model(
-                    artifact_path=model.artifact_location,
-                    model_uuid=model.model_id,
-                    run_id=run_id,
-                    model_id=model.model_id,
-                ),
-                signature=signature,
-                # Explicit requirements: inferring them starts a subprocess and costs seconds.
-                pip_requirements=mlflow.sklearn.get_default_pip_requirements(),
-                skops_trusted_types=own_types(record.model),
-            )
-            self.client.log_model_artifacts(model.model_id, str(path))
-            self.client.log_outputs(run_id, [LoggedModelOutput(model.model_id, step=0)])
-        except BaseException:
-            self.client.finalize_logged_model(model.model_id, LoggedModelStatus.FAILED)
-            raise
-        self.client.finalize_logged_model(model.model_id, LoggedModelStatus.READY)
-        return str(model.model_id)
 
     def logged_run(self, run_id: str) -> LoggedRun:
         return LoggedRun.of(self.client.get_run(run_id))
@@ -320,12 +296,18 @@ class Tracker:
             RUN_KEY_TAG: run.tags.get(RUN_KEY_TAG, ""),
             OUTCOME_TAG: run.tags.get(OUTCOME_TAG, ""),
         }
-        model_id = model_uri.removeprefix("models:/")
+        # Where the files are, as mlflow.register_model resolves a runs:/ URI.
+        model_id = None
+        source = model_uri
+        if model_uri.startswith(prefix := f"runs:/{run.run_id}/"):
+            source = f"{run.artifact_uri}/{model_uri.removeprefix(prefix)}"
+        else:
+            model_id = model_uri.removeprefix("models:/")
 
         def create() -> ModelVersion:
             return self.client.create_model_version(
                 self.model_name,
-                model_uri,
+                source,
                 run_id=run.run_id,
                 tags=tags,
                 await_creation_for=0,  # awaited below, only if still pending
@@ -380,13 +362,16 @@ class Tracker:
         return self.client.get_run(run_id)
 
 
-def _write_files(root: Path, record: RunRecord) -> None:
-    """The run's documents and figures as files under root, as log_dict and log_figure
-    would write them, for one upload."""
+def _write_documents(root: Path, record: RunRecord) -> None:
+    """The run's documents as files under root, as log_dict would write them."""
     for path, document in record.documents.items():
         target = root / path
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(json.dumps(document, indent=2, default=str))
+
+
+def _write_figures(root: Path, record: RunRecord) -> None:
+    """The run's figures as PNG files under root, as log_figure would write them."""
     for path, figure in record.figures.items():
         target = root / path
         target.parent.mkdir(parents=True, exist_ok=True)
