@@ -33,6 +33,7 @@ from mlflow.entities import (
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
+from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 from mlflow.tracking import MlflowClient
 from mlflow.tracking.context import registry as context_registry
 from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
@@ -147,6 +148,7 @@ class Tracker:
     def __init__(self, tracking_uri: str, experiment: str, model_name: str) -> None:
         mlflow.set_tracking_uri(tracking_uri)
         self.client = MlflowClient(tracking_uri=tracking_uri)
+        self.tracking_uri = tracking_uri
         self.model_name = model_name
         self.experiment_name = experiment
         existing = self.client.get_experiment_by_name(experiment)
@@ -250,10 +252,13 @@ class Tracker:
             self.client.log_inputs(
                 run_id, datasets=[DatasetInput(dataset._to_mlflow_entity(), tags=[context])]
             )
-            self.client.log_artifacts(run_id, str(files))
+            # The run's own artifact store, from the URI in hand: the client would ask for
+            # the run again to find it.
+            store = get_artifact_repository(artifact_uri, tracking_uri=self.tracking_uri)
+            store.log_artifacts(str(files))  # type: ignore[no-untyped-call]
             rendered.result()
             if record.figures:
-                self.client.log_artifacts(run_id, str(figures))
+                store.log_artifacts(str(figures))  # type: ignore[no-untyped-call]
         return LoggedRun(run_id, artifact_uri, model_uri, {**tags, **run_tags})
 
     def _save_model(self, record: RunRecord, path: Path) -> None:
