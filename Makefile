@@ -93,6 +93,8 @@ bench: setup ## Benchmarks: one JSON object per line (ours, the reference's, rat
 	$(PY) -m bench.operator_scale
 	$(PY) -m bench.schedule_latency
 	$(PY) -m bench.loop_latency --loops 5
+	$(PY) -m bench.job_start
+	$(PY) -m bench.mlflow_log
 
 crd: $(STAMP) ## Regenerate the CRD from the policy's Python model (the one source of truth)
 	$(PY) -m inshape_operator.crd -o manifests/crd/modelupdatepolicies.inshape.dev.yaml

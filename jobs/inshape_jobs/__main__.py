@@ -56,20 +56,17 @@ def _kafka_connection(args: argparse.Namespace, policy: Policy) -> tuple[str, Ka
 
 
 def _update(args: argparse.Namespace) -> int:
-    """One update run."""
+    """One update run. Up to its first Kafka fetch it imports only what that needs (start.py);
+    MLflow and scikit-learn (seconds of imports) load once the first chunk is in hand."""
     for name, value in MLFLOW_CLIENT_DEFAULTS.items():
         os.environ.setdefault(name, value)  # before mlflow reads its environment
     drop_absent_ca(os.environ)  # the credentials Secret may hold no ca.crt
-    import requests
-    from mlflow.exceptions import MlflowException
-
     from inshape_api.kafka_link import KafkaAuthError, KafkaUnreachableError, probe
     from inshape_api.result import KAFKA_AUTH_FAILED, KAFKA_SECRET_MISSING, MLFLOW_UNAUTHORIZED
     from inshape_api.result import failed as failed_result
     from inshape_jobs.drain import DeadLetters, DrainError, TopicReader
     from inshape_jobs.result import emit
-    from inshape_jobs.tracking import Tracker, unauthorized
-    from inshape_jobs.update import RunOptions, run_update
+    from inshape_jobs.start import RunOptions, StartedDrain, start_drain
 
     policy = load_policy(args.policy)
     kafka = policy.spec.source.kafka
@@ -110,33 +107,43 @@ def _update(args: argparse.Namespace) -> int:
         # Perhaps a blip: the clients' own bootstrap retries decide, as before the probe.
         logging.warning("Kafka probe found no broker yet: %s", exc)
 
-    try:
-        tracker = Tracker(tracking_uri, policy.experiment, policy.spec.model.name)
-    except MlflowException as exc:
-        return refused(exc) if unauthorized(exc) else failed("TrackingUnavailable", exc)
+    options = RunOptions(run_key=run_key, chunk_records=args.chunk_records)
     reader = TopicReader(bootstrap, kafka.topic, policy.consumer_group, security=security)
-    dead_letters = (
-        DeadLetters(bootstrap, kafka.deadLetterTopic, kafka.topic, security=security)
-        if kafka.deadLetterTopic
-        else None
-    )
+    dead_letters: DeadLetters | None = None
+    started: StartedDrain | None = None
     try:
-        result = run_update(
-            policy,
-            RunOptions(run_key=run_key, chunk_records=args.chunk_records),
-            reader,
-            tracker,
-            dead_letters,
-        )
-    except DrainError as exc:
-        return failed("DrainFailed", exc)
-    except (MlflowException, requests.HTTPError) as exc:
-        if unauthorized(exc):
-            return refused(exc)
-        if isinstance(exc, requests.HTTPError):
-            raise
-        return failed("TrackingFailed", exc)
+        try:
+            started = start_drain(policy, options, reader)
+        except DrainError as exc:
+            return failed("DrainFailed", exc)
+        # The read has begun: now the heavy part of the run.
+        import requests
+        from mlflow.exceptions import MlflowException
+
+        from inshape_jobs.tracking import Tracker, unauthorized
+        from inshape_jobs.update import run_update
+
+        if kafka.deadLetterTopic:
+            dead_letters = DeadLetters(
+                bootstrap, kafka.deadLetterTopic, kafka.topic, security=security
+            )
+        try:
+            tracker = Tracker(tracking_uri, policy.experiment, policy.spec.model.name)
+        except MlflowException as exc:
+            return refused(exc) if unauthorized(exc) else failed("TrackingUnavailable", exc)
+        try:
+            result = run_update(policy, options, reader, tracker, dead_letters, started=started)
+        except DrainError as exc:
+            return failed("DrainFailed", exc)
+        except (MlflowException, requests.HTTPError) as exc:
+            if unauthorized(exc):
+                return refused(exc)
+            if isinstance(exc, requests.HTTPError):
+                raise
+            return failed("TrackingFailed", exc)
     finally:
+        if started is not None:
+            started.close()
         reader.close()
         if dead_letters is not None:
             dead_letters.close()

@@ -12,6 +12,8 @@ import numpy.typing as npt
 from matplotlib.figure import Figure
 from sklearn.metrics import confusion_matrix
 
+LABEL_CHARS = 16  # drift labels longer than this are cut, so they stay clear of the next panel
+
 
 def update_figure(
     *,
@@ -24,7 +26,10 @@ def update_figure(
     drift: dict[str, float],
     outcome: str,
 ) -> Figure:
-    fig = Figure(figsize=(13, 4), layout="constrained")
+    # Fixed margins: a layout engine would measure every label over several passes, and
+    # rendering took twice as long (it is most of what logging a run costs).
+    fig = Figure(figsize=(13, 4))
+    fig.subplots_adjust(left=0.04, right=0.99, top=0.9, bottom=0.13, wspace=0.3)
     scores, errors, shifts = fig.subplots(1, 3)
 
     names = ["candidate"] + (["champion"] if champion is not None else [])
@@ -52,7 +57,8 @@ def update_figure(
 
     if drift:
         top = sorted(drift.items(), key=lambda kv: kv[1], reverse=True)[:15]
-        shifts.barh([k for k, _ in top][::-1], [v for _, v in top][::-1], color="tab:orange")
+        names = [k if len(k) <= LABEL_CHARS else k[: LABEL_CHARS - 1] + "…" for k, _ in top]
+        shifts.barh(names[::-1], [v for _, v in top][::-1], color="tab:orange")
         shifts.axvline(0.2, color="tab:red", linewidth=1, linestyle="--")
         shifts.set_title("drift vs champion's training sample (PSI)")
     else:

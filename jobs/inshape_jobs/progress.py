@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
+from pathlib import Path
 
 
 class Progress:
@@ -37,3 +39,16 @@ class Progress:
             file=sys.stdout,
             flush=True,
         )
+
+
+def process_age() -> float | None:
+    """Seconds since this process was started (Linux: /proc/self/stat's start time, in clock
+    ticks since boot); None where that is unknown."""
+    try:
+        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        started_ticks = int(fields[19])  # field 22, counted from the state after the name
+        ticks = os.sysconf("SC_CLK_TCK")
+        now = time.clock_gettime(time.CLOCK_BOOTTIME)
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
+    return max(0.0, now - started_ticks / ticks)

@@ -13,9 +13,8 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -46,12 +45,21 @@ from inshape_jobs.records import (
     drop_unknown_labels,
 )
 from inshape_jobs.split import effective_holdout_fraction, holdout_mask
+from inshape_jobs.start import (
+    DeadLetterSink,
+    Reader,
+    RunOptions,
+    StartedDrain,
+    Timers,
+    start_drain,
+)
 from inshape_jobs.stats import SampleStats, drift_scores, summarize_drift
 from inshape_jobs.tracking import (
     PROFILE_ARTIFACT,
     RESULT_ARTIFACT,
     Champion,
     KafkaOffsetsSource,
+    LoggedRun,
     RunRecord,
     Tracker,
 )
@@ -59,46 +67,6 @@ from inshape_jobs.tracking import (
 log = logging.getLogger(__name__)
 
 LINEAGE_ARTIFACT = "lineage/offsets.json"
-
-
-class Reader(Protocol):
-    """What the run needs of Kafka (drain.TopicReader in production)."""
-
-    bootstrap_servers: str
-
-    def snapshot(self, window: int | None = None) -> Snapshot: ...
-    def read(self, snapshot: Snapshot, chunk_records: int) -> Iterator[RawChunk]: ...
-    def commit(self, offsets: dict[int, int], metadata: str) -> None: ...
-
-
-class DeadLetterSink(Protocol):
-    def send(self, rejected: list[tuple[int, int, str, bytes | None]]) -> None: ...
-    def flush(self) -> None: ...
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    run_key: str
-    chunk_records: int = 10_000
-    quiet: bool = False
-
-
-@dataclass
-class Timers:
-    """Seconds spent per stage; drain and train interleave, so each is timed on its own."""
-
-    seconds: dict[str, float] = field(default_factory=dict)
-
-    @contextmanager
-    def stage(self, name: str) -> Iterator[None]:
-        started = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
-
-    def rounded(self) -> dict[str, float]:
-        return {k: round(v, 3) for k, v in self.seconds.items()}
 
 
 @dataclass
@@ -139,7 +107,7 @@ def _classes_of(champion: Champion | None, policy: Policy) -> npt.NDArray[Any] |
 def drain_and_train(
     policy: Policy,
     snapshot: Snapshot,
-    reader: Reader,
+    chunks: Iterator[RawChunk],
     *,
     fresh: BaseEstimator,
     champion: Champion | None,
@@ -178,7 +146,6 @@ def drain_and_train(
     held = read = new = train = 0
     rejects: Counter[str] = Counter()
     progress = Progress("drain", snapshot.to_read, quiet=options.quiet)
-    chunks = reader.read(snapshot, options.chunk_records)
     while True:
         with timers.stage("drain"):
             chunk = next(chunks, None)
@@ -249,7 +216,7 @@ def build_record(
     *,
     policy: Policy,
     options: RunOptions,
-    reader: Reader,
+    bootstrap_servers: str,
     snapshot: Snapshot,
     champion: Champion | None,
     drained: Drained,
@@ -356,7 +323,7 @@ def build_record(
         },
         documents=documents,
         figures=figures,
-        lineage=KafkaOffsetsSource(reader.bootstrap_servers, kafka.topic, snapshot.group, ranges),
+        lineage=KafkaOffsetsSource(bootstrap_servers, kafka.topic, snapshot.group, ranges),
         lineage_digest=digest,
         model=drained.model,
         signature_input=signature_input,
@@ -369,17 +336,18 @@ def build_record(
 def _finish(
     tracker: Tracker,
     reader: Reader,
-    run_id: str,
+    run: LoggedRun,
     result: RunResult,
     *,
     offsets: dict[int, int],
     timers: Timers,
     dead_letters: DeadLetterSink | None,
+    replaying: bool = False,
 ) -> RunResult:
     """Register, move the alias on a win, then commit: the steps a retry may replay."""
-    run = tracker.get_run(run_id)
+    run_id = run.run_id
     with timers.stage("register"):
-        version = tracker.ensure_registered(run)
+        version = tracker.ensure_registered(run, may_exist=replaying)
         promoted = result.outcome == "Promoted"
         if (
             promoted
@@ -405,7 +373,14 @@ def replay(tracker: Tracker, reader: Reader, run_id: str, timers: Timers) -> Run
     lineage = tracker.load_document(run_id, LINEAGE_ARTIFACT)
     offsets = {int(p): r["to"] for p, r in lineage["partitions"].items()}
     final = _finish(
-        tracker, reader, run_id, result, offsets=offsets, timers=timers, dead_letters=None
+        tracker,
+        reader,
+        tracker.logged_run(run_id),
+        result,
+        offsets=offsets,
+        timers=timers,
+        dead_letters=None,
+        replaying=True,
     )
     return replace(final, replayed=True)
 
@@ -445,11 +420,30 @@ def run_update(
     reader: Reader,
     tracker: Tracker,
     dead_letters: DeadLetterSink | None = None,
+    *,
+    started: StartedDrain | None = None,
 ) -> RunResult:
-    timers = Timers()
-    started = time.monotonic()
+    """One run; `started`: its drain begun already by start.start_drain (the CLI's way)."""
+    started = started or start_drain(policy, options, reader)
+    try:
+        return _run(policy, options, reader, tracker, dead_letters=dead_letters, started=started)
+    finally:
+        started.close()
+
+
+def _run(
+    policy: Policy,
+    options: RunOptions,
+    reader: Reader,
+    tracker: Tracker,
+    *,
+    dead_letters: DeadLetterSink | None,
+    started: StartedDrain,
+) -> RunResult:
+    timers, snapshot = started.timers, started.snapshot
     existing = tracker.find_run(options.run_key)
     if existing is not None and existing.info.status == "FINISHED":
+        started.close()  # its records are the finished run's to commit, not to read again
         return replay(tracker, reader, existing.info.run_id, timers)
     if existing is not None:
         tracker.discard_run(existing)
@@ -459,13 +453,6 @@ def run_update(
         champion = tracker.champion()
     fresh = build_estimator(spec.model)
     _check_metric(policy, fresh)
-    window = (
-        spec.model.window.maxRecords
-        if spec.model.strategy == "retrain" and spec.model.window
-        else None
-    )
-    with timers.stage("snapshot"):
-        snapshot = reader.snapshot(window=window)
     base = RunResult(
         outcome="Skipped",
         policy=f"{policy.namespace}/{policy.name}",
@@ -476,16 +463,11 @@ def run_update(
     )
     if snapshot.new_records == 0:
         return replace(base, reasons=("NoNewRecords",), stages=timers.rounded())
-    print(
-        f"Snapshot of {snapshot.topic} for group {snapshot.group}: "
-        f"{snapshot.new_records} new records, {snapshot.to_read} to read",
-        flush=True,
-    )
 
     drained = drain_and_train(
         policy,
         snapshot,
-        reader,
+        started.chunks(),
         fresh=fresh,
         champion=champion,
         options=options,
@@ -529,7 +511,7 @@ def run_update(
         record = build_record(
             policy=policy,
             options=options,
-            reader=reader,
+            bootstrap_servers=reader.bootstrap_servers,
             snapshot=snapshot,
             champion=champion,
             drained=drained,
@@ -538,14 +520,14 @@ def run_update(
             decision=decision,
             result=result,
         )
-        run_id = tracker.log_run(record)
+        logged = tracker.log_run(record)
     final = _finish(
         tracker,
         reader,
-        run_id,
+        logged,
         result,
         offsets=snapshot.end_offsets(),
         timers=timers,
         dead_letters=dead_letters,
     )
-    return replace(final, durationSeconds=round(time.monotonic() - started, 3))
+    return replace(final, durationSeconds=round(time.monotonic() - started.started, 3))
