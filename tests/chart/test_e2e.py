@@ -89,6 +89,10 @@ def release(kind_env: KindEnv, namespace: str, kubectl: Kubectl) -> Iterator[dic
     finally:
         print(kubectl("logs", "deployment/inshape-operator", "--tail=80", check=False))
         kubectl("delete", "jobs", "--all", "--wait=false", check=False)
+        # Policies first, while the operator runs: it removes the finalizer Kopf puts on
+        # objects with daemons; after `helm uninstall` no one would, and the namespace could
+        # never be deleted.
+        kubectl("delete", "modelupdatepolicies", "--all", "--timeout=60s", check=False)
         helm(kind_env, "uninstall", "inshape", "-n", namespace, "--wait=false", check=False)
 
 
