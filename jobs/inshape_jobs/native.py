@@ -13,7 +13,6 @@ import importlib
 import logging
 import os
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from typing import Any, Protocol, cast
@@ -21,6 +20,7 @@ from typing import Any, Protocol, cast
 import numpy as np
 import numpy.typing as npt
 
+from inshape_jobs.batches import RecordSpans
 from inshape_jobs.records import (
     Chunk,
     ChunkParser,
@@ -50,8 +50,6 @@ REASONS = (
     Reject.BAD_LABEL,
 )
 DEFER = 255
-
-RecordSpans = Callable[[bytes, int, int, int, int, int], bytes]
 
 
 class _Decoder(Protocol):
@@ -92,7 +90,7 @@ def extension() -> Any | None:
 
 
 def record_spans() -> RecordSpans | None:
-    """The extension's record-section walker, for batches.decode_spans."""
+    """The extension's record-section walker, for batches.decode_spans; None without it."""
     module = extension()
     return None if module is None else cast(RecordSpans, module.record_spans)
 

@@ -35,12 +35,12 @@ from inshape_jobs.estimators import (
     is_classification,
 )
 from inshape_jobs.evaluate import Score, metric_fits_task, score
+from inshape_jobs.native import make_parser
 from inshape_jobs.plots import update_figure
 from inshape_jobs.progress import Progress
 from inshape_jobs.records import (
-    ChunkParser,
+    Chunk,
     ParsedChunk,
-    RawChunk,
     RecordSchema,
     drop_reread_rejects,
     drop_unknown_labels,
@@ -67,7 +67,7 @@ class Reader(Protocol):
     bootstrap_servers: str
 
     def snapshot(self, window: int | None = None) -> Snapshot: ...
-    def read(self, snapshot: Snapshot, chunk_records: int) -> Iterator[RawChunk]: ...
+    def read(self, snapshot: Snapshot, chunk_records: int) -> Iterator[Chunk]: ...
     def commit(self, offsets: dict[int, int], metadata: str) -> None: ...
 
 
@@ -153,7 +153,8 @@ def drain_and_train(
     spec = policy.spec
     kafka, ev = spec.source.kafka, spec.evaluation
     classification = is_classification(fresh)
-    parser = ChunkParser(
+    # The compiled decoder when installed (native.py logs which): the same rows either way.
+    parser = make_parser(
         RecordSchema(tuple(kafka.features), kafka.label, kafka.maxRecordBytes, classification)
     )
     incremental = spec.model.strategy == "incremental"
