@@ -159,13 +159,11 @@ impl<'s> RecordDecoder<'s> {
             if cur.peek() != Some(b'"') {
                 return Err(cur.invalid_here());
             }
-            let (start, end, escaped) = cur.string()?;
-            let field = if escaped {
-                self.scratch.clear();
-                unescape(&cur.data[start..end], &mut self.scratch)?;
-                schema.lookup(&self.scratch)
+            let field = if let Some(len) = schema.key_at(&cur.data[cur.pos + 1..], hint) {
+                cur.pos += 1 + len;
+                Some(hint)
             } else {
-                schema.find(&cur.data[start..end], hint)
+                self.key(cur)?
             };
             cur.skip_ws();
             if cur.peek() != Some(b':') {
@@ -197,6 +195,19 @@ impl<'s> RecordDecoder<'s> {
                 _ => return Err(cur.invalid_here()),
             }
         }
+    }
+
+    /// The field a key at pos (on its opening quote) names, if any.
+    fn key(&mut self, cur: &mut Cursor) -> Scan<Option<usize>> {
+        let schema = self.schema;
+        let (start, end, escaped) = cur.string()?;
+        Ok(if escaped {
+            self.scratch.clear();
+            unescape(&cur.data[start..end], &mut self.scratch)?;
+            schema.lookup(&self.scratch)
+        } else {
+            schema.lookup(&cur.data[start..end])
+        })
     }
 
     /// Keeps the last occurrence (json.loads) and whether any occurrence failed msgspec's
@@ -348,6 +359,10 @@ impl<'a> Cursor<'a> {
         let mut escaped = false;
         let data = self.data;
         loop {
+            // Plain characters in a tight loop; the rest one by one below.
+            while data.get(self.pos).is_some_and(|&b| PLAIN[b as usize]) {
+                self.pos += 1;
+            }
             let Some(&b) = data.get(self.pos) else {
                 return Err(Stop::Invalid);
             };
@@ -516,6 +531,17 @@ impl<'a> Cursor<'a> {
         }
     }
 }
+
+/// String bytes that need no attention: not a quote, backslash, control or non-ASCII byte.
+static PLAIN: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0x20;
+    while b < 0x80 {
+        table[b] = b != b'"' as usize && b != b'\\' as usize;
+        b += 1;
+    }
+    table
+};
 
 fn hex4(data: &[u8], at: usize) -> Scan<u32> {
     let digits = data.get(at..at + 4).ok_or(Stop::Invalid)?;
