@@ -107,8 +107,9 @@ impl<'s> RecordDecoder<'s> {
         if value.starts_with(b"\xEF\xBB\xBF") || value.iter().take(4).any(|&b| b == 0) {
             return Err(Verdict::Defer);
         }
+        // Only the kind says whether a slot is filled; the rest is written with it.
         for slot in self.slots.iter_mut() {
-            *slot = EMPTY_SLOT;
+            slot.kind = Kind::Absent;
         }
         self.strict_failed = false;
         let mut cur = Cursor {
@@ -172,6 +173,16 @@ impl<'s> RecordDecoder<'s> {
             cur.pos += 1;
             cur.skip_ws();
             match field {
+                Some(index) if index < schema.n_features && cur.at_number() => {
+                    // The common case: a feature and its number, straight into the row.
+                    hint = index + 1;
+                    let (value, _) = cur.double()?;
+                    row[index] = value;
+                    let slot = &mut self.slots[index];
+                    slot.kind = Kind::Number;
+                    slot.finite = value.is_finite();
+                    self.strict_failed |= !slot.finite;
+                }
                 Some(index) => {
                     hint = index + 1;
                     let slot = value_slot(cur)?;
@@ -296,17 +307,14 @@ fn value_slot(cur: &mut Cursor) -> Scan<Slot> {
             slot.kind = Kind::Compound;
         }
         Some(b'-') | Some(b'0'..=b'9') => {
-            let (start, is_int) = cur.number()?;
-            let text = &cur.data[start..cur.pos];
+            let start = cur.pos;
+            let (value, is_int) = cur.double()?;
             slot.kind = Kind::Number;
             slot.int_literal = is_int;
-            // Correctly rounded, as msgspec and Python's float() are; an integer literal is
-            // an int to both, so its zero has no sign.
-            let parsed: f64 = fast_float2::parse(text).map_err(|_| Stop::Invalid)?;
-            slot.value = if is_int && parsed == 0.0 { 0.0 } else { parsed };
-            slot.finite = slot.value.is_finite();
+            slot.value = value;
+            slot.finite = value.is_finite();
             if is_int {
-                slot.int_value = parse_i64(text);
+                slot.int_value = parse_i64(&cur.data[start..cur.pos]);
             }
         }
         Some(b't') | Some(b'f') => {
@@ -417,6 +425,22 @@ impl<'a> Cursor<'a> {
             }
             _ => Err(Stop::Invalid),
         }
+    }
+
+    #[inline]
+    fn at_number(&self) -> bool {
+        matches!(self.peek(), Some(b'-' | b'0'..=b'9'))
+    }
+
+    /// A number at pos as the double msgspec makes of it, and whether it is an integer
+    /// literal. Correctly rounded, as msgspec and Python's float() are; an integer literal is
+    /// an int to both, so its zero has no sign.
+    #[inline]
+    fn double(&mut self) -> Scan<(f64, bool)> {
+        let (start, is_int) = self.number()?;
+        let parsed: f64 =
+            fast_float2::parse(&self.data[start..self.pos]).map_err(|_| Stop::Invalid)?;
+        Ok((if is_int && parsed == 0.0 { 0.0 } else { parsed }, is_int))
     }
 
     /// A number per RFC 8259 at pos: its start and whether it is an integer literal.
