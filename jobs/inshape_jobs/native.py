@@ -55,14 +55,14 @@ DEFER = 255
 class _Decoder(Protocol):
     def parse(
         self,
-        buffer: bytes,
+        buffers: list[bytes],
+        counts: list[int],
         starts: IntArray,
         lengths: IntArray,
         *,
         features: npt.NDArray[np.float64],
         labels: npt.NDArray[Any],
         kept: IntArray,
-        first_index: int,
     ) -> tuple[int, list[tuple[int, int]], list[tuple[int, str]]]: ...
 
 
@@ -135,23 +135,18 @@ class NativeParser:
         features = np.empty((n, n_features), dtype=np.float64)
         labels = np.empty(n, dtype=np.int64 if self.schema.classification else np.float64)
         kept = np.empty(n, dtype=np.int64)
-        str_labels: dict[int, str] = {}
-        codes: list[tuple[int, int]] = []
-        filled = first = 0
-        for segment in spans.segments:
-            got, segment_codes, segment_strs = self._decoder.parse(
-                segment.buffer,
-                segment.starts,
-                segment.lengths,
-                features=features[filled:],
-                labels=labels[filled:],
-                kept=kept[filled:],
-                first_index=first,
-            )
-            str_labels.update((filled + row, text) for row, text in segment_strs)
-            codes.extend(segment_codes)
-            filled += got
-            first += len(segment)
+        segments = spans.segments
+        # One call for the whole chunk: the extension splits it across cores.
+        filled, codes, strs = self._decoder.parse(
+            [segment.buffer for segment in segments],
+            [len(segment) for segment in segments],
+            _concatenated([segment.starts for segment in segments]),
+            _concatenated([segment.lengths for segment in segments]),
+            features=features,
+            labels=labels,
+            kept=kept,
+        )
+        str_labels = dict(strs)
         part = _Part(
             kept[:filled], features[:filled], with_string_labels(labels[:filled], str_labels)
         )
@@ -195,6 +190,12 @@ class NativeParser:
             (deferred[position], Reject(reason)) for _, position, reason, _ in parsed.rejected
         ]
         return _Part(index[parsed.offsets], parsed.features, parsed.labels), rejected
+
+
+def _concatenated(arrays: list[IntArray]) -> IntArray:
+    if not arrays:
+        return np.empty(0, dtype=np.int64)
+    return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
 
 
 def _raw(chunk: Chunk) -> RawChunk:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -321,8 +322,8 @@ def test_the_extension_decides_ordinary_records_itself(value: bytes, reason: Rej
     labels, kept = np.empty(1, dtype=np.int64), np.empty(1, dtype=np.int64)
     lengths = np.array([len(value)], dtype=np.int64)
     filled, codes, _ = decoder.parse(
-        value, np.zeros(1, dtype=np.int64), lengths, features=features, labels=labels,
-        kept=kept, first_index=0,
+        [value], [1], np.zeros(1, dtype=np.int64), lengths, features=features, labels=labels,
+        kept=kept,
     )  # fmt: skip
     if reason is None:
         assert (filled, codes) == (1, [])
@@ -345,3 +346,23 @@ def test_the_environment_can_turn_the_extension_off(monkeypatch: pytest.MonkeyPa
 
 def test_reason_codes_follow_the_reject_enum() -> None:
     assert [r.value for r in native.REASONS] == [r.value for r in list(Reject)[:8]]
+
+
+def test_a_chunk_of_many_buffers_parses_as_one_across_parallel_parts() -> None:
+    """Segments of separate buffers, their boundaries not on the parallel parts' ones."""
+    values: list[bytes | None] = [
+        b'{"a":%d,"b\\u00e9":0,"q\\/x":0,"":0,"label":%d}' % (i, i % 7) for i in range(10_000)
+    ]
+    for i in (0, 1233, 4999, 5000, 9999):
+        values[i] = b'{"a":"x"}' if i % 2 else None
+    bounds = [0, 1, 1234, 4000, 4999, 7777, 10_000]
+    segments = tuple(Segment.of_values(values[first:last]) for first, last in pairwise(bounds))
+    spans = SpanChunk(
+        np.full(10_000, 2, dtype=np.int64), np.arange(10_000, dtype=np.int64), segments
+    )
+    ours = native.make_parser(CLASSIFIER).parse(spans)
+    assert_same(ours, ChunkParser(CLASSIFIER).parse(spans))
+    assert len(ours) == 9995
+    assert ours.features[:, 0].tolist() == [
+        i for i in range(10_000) if i not in (0, 1233, 4999, 5000, 9999)
+    ]

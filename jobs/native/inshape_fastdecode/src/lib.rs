@@ -71,27 +71,36 @@ impl Decoder {
         Ok(Decoder { schema })
     }
 
-    /// Decodes values buffer[starts[i] : starts[i] + lengths[i]] (length -1: a null value).
-    /// Good records fill features' and labels' rows from the first, in order; kept gets
-    /// first_index + i for each. Returns (rows filled, rejects, string labels).
+    /// Decodes a chunk's values: the first counts[0] records lie in buffers[0], the next
+    /// counts[1] in buffers[1], and so on; record i is buffer[starts[i] : starts[i] +
+    /// lengths[i]] (length -1: a null value). Good records fill features' and labels' rows
+    /// from the first, in order; kept gets each one's i. Returns (rows filled, rejects,
+    /// string labels). One call per chunk, so the chunk is split across cores.
     #[allow(clippy::too_many_arguments)]
     fn parse(
         &self,
         py: Python<'_>,
-        buffer: &[u8],
+        buffers: Vec<Bound<'_, PyBytes>>,
+        counts: Vec<usize>,
         starts: PyBuffer<i64>,
         lengths: PyBuffer<i64>,
         features: PyBuffer<f64>,
         labels: &Bound<'_, PyAny>,
         kept: PyBuffer<i64>,
-        first_index: i64,
     ) -> PyResult<ParseOutcome> {
+        if buffers.len() != counts.len() {
+            return Err(PyValueError::new_err("One count per buffer"));
+        }
+        let buffers: Vec<&[u8]> = buffers.iter().map(|b| b.as_bytes()).collect();
         let starts = Raw::of(&starts, false, "starts")?;
         let lengths = Raw::of(&lengths, false, "lengths")?;
         let feature_rows = Raw::of(&features, true, "features")?;
         let kept = Raw::of(&kept, true, "kept")?;
         let n = starts.len;
         let n_features = self.schema.n_features;
+        if counts.iter().sum::<usize>() != n {
+            return Err(PyValueError::new_err("The counts must add up to the records"));
+        }
         if lengths.len != n || kept.len < n || feature_rows.len < n * n_features {
             return Err(PyValueError::new_err("Arrays too short for the records"));
         }
@@ -105,7 +114,8 @@ impl Decoder {
             kept,
             n_features,
         };
-        let (schema, buffer) = (&self.schema, buffer);
+        let segments = Segments { buffers, counts };
+        let schema = &self.schema;
         py.detach(move || {
             let (starts, lengths) = unsafe { (starts.slice(), lengths.slice()) };
             let parts = parts(n);
@@ -116,9 +126,9 @@ impl Decoder {
                     .iter()
                     .map(|range| {
                         let range = range.clone();
-                        let out = &out;
+                        let (out, segments) = (&out, &segments);
                         scope.spawn(move || {
-                            decode_part(schema, buffer, starts, lengths, out, range, first_index)
+                            decode_part(schema, segments, starts, lengths, out, range)
                         })
                     })
                     .collect();
@@ -142,9 +152,32 @@ impl Decoder {
 // Below this many records a second thread costs more than it saves.
 const MIN_PART: usize = 4096;
 
+/// The chunk's buffers and how many records each holds, in order.
+struct Segments<'a> {
+    buffers: Vec<&'a [u8]>,
+    counts: Vec<usize>,
+}
+
+impl Segments<'_> {
+    /// The buffer holding record `i`, and the first record after that buffer's.
+    fn at(&self, i: usize) -> (usize, usize) {
+        let mut end = 0;
+        for (segment, count) in self.counts.iter().enumerate() {
+            end += count;
+            if i < end {
+                return (segment, end);
+            }
+        }
+        (self.counts.len(), usize::MAX)
+    }
+}
+
 /// The record ranges decoded in parallel: one per core, up to four.
 fn parts(n: usize) -> Vec<std::ops::Range<usize>> {
-    let cores = std::thread::available_parallelism().map_or(1, |c| c.get()).min(4);
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let cores = *CORES.get_or_init(|| {
+        std::thread::available_parallelism().map_or(1, |c| c.get()).min(4)
+    });
     let count = (n / MIN_PART).clamp(1, cores);
     let size = n.div_ceil(count);
     (0..count).map(|i| i * size..((i + 1) * size).min(n)).filter(|r| !r.is_empty()).collect()
@@ -207,12 +240,11 @@ impl Out {
 
 fn decode_part(
     schema: &Schema,
-    buffer: &[u8],
+    segments: &Segments,
     starts: &[i64],
     lengths: &[i64],
     out: &Out,
     range: std::ops::Range<usize>,
-    first_index: i64,
 ) -> Result<Part, String> {
     let mut decoder = RecordDecoder::new(schema);
     let base = range.start;
@@ -221,8 +253,13 @@ fn decode_part(
         rejects: Vec::new(),
         str_labels: Vec::new(),
     };
+    let (mut segment, mut segment_end) = segments.at(range.start);
     for i in range {
-        let index = first_index + i as i64;
+        if i >= segment_end {
+            (segment, segment_end) = segments.at(i);
+        }
+        let buffer = segments.buffers[segment];
+        let index = i as i64;
         let (start, length) = (starts[i], lengths[i]);
         if length < 0 {
             part.rejects.push((index, Verdict::NotJson as u8));
