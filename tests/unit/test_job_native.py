@@ -366,3 +366,26 @@ def test_a_chunk_of_many_buffers_parses_as_one_across_parallel_parts() -> None:
     assert ours.features[:, 0].tolist() == [
         i for i in range(10_000) if i not in (0, 1233, 4999, 5000, 9999)
     ]
+
+
+WORDS = RecordSchema(("abcdef", "abcdefg", "abcdefgh", "é\u00e9x"), "l", 400, True)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        b'{"abcdef":1,"abcdefg":2,"abcdefgh":3,"\xc3\xa9\xc3\xa9x":4,"l":1}',
+        b'{"abcdef":1,"abcdefg":2,"abcdefgh":3,"\xc3\xa9\xc3\xa9x":4,"l":1,"abcdefgX":5}',
+        b'{"abcdefX":1,"abcdef":1,"abcdefg":2,"abcdefgh":3,"\xc3\xa9\xc3\xa9x":4,"l":1}',
+        b'{"abcde":1,"abcdefg":2,"abcdefgh":3,"\xc3\xa9\xc3\xa9x":4,"l":1}',
+        b'{"abcdef":1,"abcdefgh":3,"abcdefg":2,"\xc3\xa9\xc3\xa9x":4,"l":1}',
+        b'{"abcdef":1,"abcdefg":2,"abcdefghi":3,"\xc3\xa9\xc3\xa9x":4,"l":1}',
+        b'{"abcdef":1,"abcdefg":2,"abcdefgh":3,"\xc3\xa9\xc3\xa9":4,"l":1}',
+        b'{"abcdef":1,"abcdefg":2,"abcdefgh":3,"\xc3\xa9\xc3\xa9x":4,"l"',
+        b'{"abcdef":1,"abcdefg":2,"abcdefgh":3,"\xc3\xa9\xc3\xa9x":4,"l":1,"abcdef"',
+    ],
+)
+def test_keys_around_eight_bytes_match_exactly(value: bytes) -> None:
+    """Keys of up to 8 bytes (with the quote) are compared as one word; longer ones, keys
+    near the end of the value and keys that extend a name are not mistaken."""
+    check(WORDS, [value])

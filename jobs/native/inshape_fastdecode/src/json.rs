@@ -79,6 +79,7 @@ pub struct RecordDecoder<'s> {
     schema: &'s Schema,
     slots: Vec<Slot>,
     strict_failed: bool, // an occurrence of a field failed msgspec's typed check
+    present: usize,      // fields seen at least once
     scratch: Vec<u8>,
 }
 
@@ -94,6 +95,7 @@ impl<'s> RecordDecoder<'s> {
             schema,
             slots: vec![EMPTY_SLOT; schema.fields()],
             strict_failed: false,
+            present: 0,
             scratch: Vec::new(),
         }
     }
@@ -111,6 +113,7 @@ impl<'s> RecordDecoder<'s> {
         for slot in self.slots.iter_mut() {
             slot.kind = Kind::Absent;
         }
+        self.present = 0;
         self.strict_failed = false;
         let mut cur = Cursor {
             data: value,
@@ -179,6 +182,7 @@ impl<'s> RecordDecoder<'s> {
                     let (value, _) = cur.double()?;
                     row[index] = value;
                     let slot = &mut self.slots[index];
+                    self.present += usize::from(slot.kind == Kind::Absent);
                     slot.kind = Kind::Number;
                     slot.finite = value.is_finite();
                     self.strict_failed |= !slot.finite;
@@ -233,6 +237,7 @@ impl<'s> RecordDecoder<'s> {
                 _ => false,
             }
         };
+        self.present += usize::from(self.slots[index].kind == Kind::Absent);
         self.slots[index] = slot;
         self.strict_failed |= !strict_ok;
     }
@@ -240,7 +245,7 @@ impl<'s> RecordDecoder<'s> {
     fn verdict(&mut self, value: &[u8]) -> Result<Label, Verdict> {
         let schema = self.schema;
         let n = schema.n_features;
-        let missing = self.slots.iter().any(|s| s.kind == Kind::Absent);
+        let missing = self.present < self.slots.len();
         if !self.strict_failed && !missing {
             return self.label(value);
         }

@@ -7,6 +7,8 @@ pub struct Schema {
     // Each name followed by its closing quote, for names a JSON string holds unescaped
     // (no quote, backslash or control character): the key can be matched in place.
     quoted: Vec<Option<Vec<u8>>>,
+    // The same, when at most 8 bytes long: (bytes as a little-endian word, mask), one compare.
+    words: Vec<Option<(u64, u64)>>,
     index: HashMap<Vec<u8>, usize>,
     pub n_features: usize,
     pub max_bytes: usize,
@@ -32,16 +34,27 @@ impl Schema {
         if index.len() != names.len() {
             return None;
         }
-        let quoted = names
+        let quoted: Vec<Option<Vec<u8>>> = names
             .iter()
             .map(|name| {
                 let plain = name.iter().all(|&b| b >= 0x20 && b != b'"' && b != b'\\');
                 plain.then(|| [name.as_slice(), b"\""].concat())
             })
             .collect();
+        let words = quoted
+            .iter()
+            .map(|q: &Option<Vec<u8>>| {
+                let q = q.as_deref().filter(|q| q.len() <= 8)?;
+                let mut word = [0u8; 8];
+                word[..q.len()].copy_from_slice(q);
+                let mask = if q.len() == 8 { u64::MAX } else { (1u64 << (8 * q.len())) - 1 };
+                Some((u64::from_le_bytes(word), mask))
+            })
+            .collect();
         Some(Schema {
             names,
             quoted,
+            words,
             index,
             n_features,
             max_bytes,
@@ -58,6 +71,9 @@ impl Schema {
     #[inline]
     pub fn key_at(&self, rest: &[u8], hint: usize) -> Option<usize> {
         let quoted = self.quoted.get(hint)?.as_deref()?;
+        if let (Some((word, mask)), Some(head)) = (self.words[hint], rest.first_chunk::<8>()) {
+            return (u64::from_le_bytes(*head) & mask == word).then_some(quoted.len());
+        }
         rest.starts_with(quoted).then_some(quoted.len())
     }
 
