@@ -449,7 +449,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// A number per RFC 8259 at pos: its start and whether it is an integer literal.
-    #[inline]
+    #[inline(always)]
     fn number(&mut self) -> Scan<(usize, bool)> {
         let data = self.data;
         let start = self.pos;
