@@ -13,6 +13,9 @@
 #
 # Every dependency installs from a wheel (--only-binary), so the build needs no compiler and
 # no apt; PYTHON_IMAGE may be any Debian bookworm image with python3.11 and its venv module.
+# The compiled record decoder (jobs/native) is the one exception: hack builds its wheel on the
+# host into .build/native/ (`make images` does), and it is installed when it is there and fits
+# this image's glibc; otherwise the Job parses with msgspec, the same records, slower.
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
@@ -35,6 +38,8 @@ COPY README.md ./
 COPY api/ api/
 COPY jobs/ jobs/
 COPY operator/ operator/
+# Holds a README at least (committed), so this COPY never lacks a source.
+COPY .build/native/ /native/
 RUN --mount=type=secret,id=pip_ca --mount=type=cache,target=/root/.cache/pip \
     if [ -s /run/secrets/pip_ca ]; then export PIP_CERT=/run/secrets/pip_ca; fi \
  && /opt/venv/bin/pip wheel --no-deps --wheel-dir /wheels .
@@ -51,7 +56,12 @@ COPY --from=deps /opt/venv /opt/venv
 # /tmp (HOME) is a tmpfs for this step: what the check writes there (matplotlib's config, as
 # root) stays out of the image, and so does the wheel.
 RUN --mount=type=tmpfs,target=/tmp --mount=type=bind,from=wheel,source=/wheels,target=/tmp/wheels \
+    --mount=type=bind,from=wheel,source=/native,target=/tmp/native \
     pip install --no-deps --no-index --no-cache-dir /tmp/wheels/*.whl \
+ && for w in /tmp/native/*.whl; do [ -f "$w" ] || continue; \
+      pip install --no-deps --no-index --no-cache-dir "$w" \
+      || echo "The compiled decoder $w does not fit this image: the Job parses with msgspec"; \
+    done \
  && pip check \
  && python -c "import inshape_operator.handlers, inshape_jobs.update, mlflow.pyfunc"
 # 65532: the conventional "nonroot" UID, with a passwd entry (Kopf, like getpass, asks for

@@ -9,7 +9,7 @@ PYTEST := $(PY) -m pytest -p no:cacheprovider
 
 .DEFAULT_GOAL := help
 
-.PHONY: help setup tools strimzi-crds images kind-up kind-down env docker-up docker-down operator demo demo-down \
+.PHONY: help setup native tools strimzi-crds images kind-up kind-down env docker-up docker-down operator demo demo-down \
 	demo-local test test-unit test-integration test-e2e lint format bench crd clean
 
 help: ## List the targets
@@ -22,9 +22,13 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e . --group dev >&2
 	@touch $@
 
-setup: $(STAMP) ## Install Python deps, Debian packages (kcat, Java, Maven, docker.io, debootstrap), the Kafka jars (cached)
+setup: $(STAMP) native ## Install Python deps, the compiled decoder, Debian packages (kcat, Java, Maven, docker.io, debootstrap), the Kafka jars (cached)
 	@hack/ensure-packages.sh
 	$(PY) -m inshape_hack.kafka fetch
+
+# Every time, but a lookup unless the crate changed: its wheel is cached by a source hash.
+native: $(STAMP) ## Build (cargo + maturin, cached) and install the compiled record decoder
+	$(PY) -m inshape_hack.native_wheel --install >&2
 
 tools: $(STAMP) ## Build the Go tools: Kubernetes, etcd, helm, kind, crictl, coredns, local-path (cached)
 	$(PY) -m inshape_hack.gotools --kind
@@ -65,7 +69,7 @@ demo-local: setup ## The update Job alone on Kafka + MLflow (no Kubernetes): cyc
 test: images lint ## Lint, then every test tier: unit, integration, e2e on kind
 	$(PYTEST) tests
 
-test-unit: $(STAMP) ## Pure-logic tests only (no services)
+test-unit: native ## Pure-logic tests only (no services)
 	$(PYTEST) tests/unit
 
 test-integration: setup ## Tests against real Kafka, MLflow (on the host) and a kind API server

@@ -97,6 +97,15 @@ def main() -> None:
             mlflow.stop()
     result = json.loads(output.strip().splitlines()[-1])
     assert result["records"]["read"] == opts.records, result["records"]
+    # The Job logs once which record decoder it uses (compiled, or msgspec and why).
+    decoder = next(
+        (
+            line.split("Record decoder: ", 1)[1]
+            for line in output.splitlines()
+            if "Record decoder: " in line
+        ),
+        "unknown",
+    )
     scaled_reference = ref_peak * opts.records / opts.reference_records
     emit(
         "update_memory",
@@ -110,6 +119,10 @@ def main() -> None:
         ours_seconds=round(ours_seconds, 1),
         reference_measured_mib=round(ref_peak, 1),
         outcome=result["outcome"],
+        decoder=decoder,
+        drain_parse_seconds=round(
+            sum(result.get("stages", {}).get(k, 0) for k in ("drain", "parse")), 1
+        ),
     )
     shutil.rmtree(workdir, ignore_errors=True)
 

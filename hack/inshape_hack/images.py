@@ -2,11 +2,13 @@
 
 ``ensure_project_image(docker)`` returns ``inshape:<chart appVersion>``. The image carries a
 label with the hash of what goes into it (Dockerfile, .dockerignore, pyproject.toml, README,
-the sources of api/, jobs/ and operator/, the base image's id), so a second call with nothing
-changed is a lookup. The base is the public ``python:3.11-slim-bookworm`` where it is present
-or can be pulled, else a Debian bookworm Python made from Debian's packages (bases.PYTHON).
-Where the host's pip trusts a custom CA bundle, the build gets it as a BuildKit secret: it is
-mounted for the pip steps only and lands in no layer.
+the sources of api/, jobs/ and operator/, the compiled decoder's wheel in .build/native/, the
+base image's id), so a second call with nothing changed is a lookup. The wheel is built first
+(native_wheel, cached by the crate's source hash; skipped without cargo). The base is the
+public ``python:3.11-slim-bookworm`` where it is present or can be pulled, else a Debian
+bookworm Python made from Debian's packages (bases.PYTHON). Where the host's pip trusts a
+custom CA bundle, the build gets it as a BuildKit secret: it is mounted for the pip steps only
+and lands in no layer.
 
     python -m inshape_hack.images       # build (or find) the image and print its name
 """
@@ -26,6 +28,7 @@ from pathlib import Path
 
 import yaml
 
+from inshape_hack import native_wheel
 from inshape_hack.bases import PYTHON
 from inshape_hack.docker import DockerEndpoint, ensure_docker, pull
 from inshape_hack.paths import HACK_DIR, REPO_ROOT
@@ -40,6 +43,10 @@ CA_SECRET_ID = "pip_ca"
 # context), and the source trees it copies whole.
 ROOT_INPUTS = ("Dockerfile", ".dockerignore", "pyproject.toml", "README.md")
 SOURCE_DIRS = ("api", "jobs", "operator")
+# Built on the host before the image (native_wheel: the compiled decoder), then copied whole.
+BUILT_DIRS = (".build/native",)
+# Never in the context (.dockerignore): cargo's output, caches.
+IGNORED_PARTS = ("__pycache__", "target")
 STDERR_FD = 2
 # Docker CLIs from 23.0 on build with BuildKit only through the buildx plugin; older ones
 # have it built in (DOCKER_BUILDKIT=1).
@@ -51,9 +58,10 @@ def source_files(root: Path) -> Iterator[Path]:
     for name in ROOT_INPUTS:
         if (root / name).is_file():
             yield root / name
-    for top in SOURCE_DIRS:
+    for top in (*SOURCE_DIRS, *BUILT_DIRS):
         for path in sorted((root / top).rglob("*")):
-            if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
+            parts = path.relative_to(root).parts
+            if path.is_file() and not set(parts) & set(IGNORED_PARTS) and path.suffix != ".pyc":
                 yield path
 
 
@@ -170,6 +178,7 @@ def build_argv(
 def ensure_project_image(docker: DockerEndpoint, root: Path = REPO_ROOT) -> str:
     """``inshape:<appVersion>`` built from ``root``'s Dockerfile, or found already built."""
     started = time.monotonic()
+    native_wheel.ensure_wheel(root)
     cli = buildkit_cli()
     image = f"{IMAGE_REPO}:{app_version(root / 'charts' / 'inshape' / 'Chart.yaml')}"
     base = base_image(docker, cli)

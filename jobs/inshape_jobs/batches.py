@@ -16,9 +16,14 @@ from __future__ import annotations
 
 import gzip
 import struct
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+import numpy as np
 from kafka.record.default_records import DefaultRecordBatch
+
+from inshape_jobs.records import IntArray
+from inshape_jobs.spans import Segment
 
 _BATCH_PREFIX = struct.Struct(">qi")  # baseOffset, batchLength
 _BATCH_HEADER = struct.Struct(">qiibIhiqqqhii")
@@ -71,14 +76,22 @@ def _check_magic(buf: bytes, pos: int, batch_end: int) -> None:
         raise BatchFormatError(f"Not a v2 record batch (magic {magic}) at byte {pos}")
 
 
-def decode_batches(buf: bytes, start: int, end: int) -> DecodedRecords:
-    """The records of every complete batch in buf whose offset is in [start, end).
+@dataclass(frozen=True)
+class _Batch:
+    """One complete, in-range, non-control batch: buf[pos:end], its records from records_at."""
 
-    A truncated trailing batch (as Kafka returns them at the size limit) is left for the next
-    fetch; control batches (transaction markers) are skipped; gzip batches are inflated here,
-    other codecs are handed to kafka-python's decoder (which needs their libraries).
-    """
-    decoded = DecodedRecords(next_offset=start)
+    base_offset: int
+    count: int
+    codec: int
+    pos: int
+    records_at: int
+    end: int
+
+
+def _batches(buf: bytes, start: int, end: int) -> Iterator[_Batch]:
+    """The batches in buf holding records in [start, end). A truncated trailing batch (as
+    Kafka returns them at the size limit) is left for the next fetch; control batches
+    (transaction markers) are skipped."""
     pos, size = 0, len(buf)
     while pos + _LOG_OVERHEAD <= size:
         base_offset, batch_length = _BATCH_PREFIX.unpack_from(buf, pos)
@@ -102,31 +115,82 @@ def decode_batches(buf: bytes, start: int, end: int) -> DecodedRecords:
             count,
         ) = _BATCH_HEADER.unpack_from(buf, pos)
         batch_next = base_offset + last_offset_delta + 1
-        decoded.next_offset = max(decoded.next_offset, batch_next)
-        records_at = pos + BATCH_HEADER_SIZE
-        if attributes & CONTROL_FLAG or batch_next <= start or base_offset >= end:
-            pos = batch_end
-            continue
-        codec = attributes & CODEC_MASK
+        if not (attributes & CONTROL_FLAG or batch_next <= start or base_offset >= end):
+            yield _Batch(
+                base_offset, count, attributes & CODEC_MASK, pos, pos + BATCH_HEADER_SIZE, batch_end
+            )
+        pos = batch_end
+
+
+def _records_section(buf: bytes, batch: _Batch) -> tuple[bytes, int]:
+    """(data, position) of an uncompressed or gzip batch's records, gzip inflated here."""
+    if batch.codec == CODEC_GZIP:
+        return gzip.decompress(buf[batch.records_at : batch.end]), 0
+    return buf, batch.records_at
+
+
+def decode_batches(buf: bytes, start: int, end: int) -> DecodedRecords:
+    """The records of every complete batch in buf whose offset is in [start, end).
+
+    gzip batches are inflated here, other codecs are handed to kafka-python's decoder (which
+    needs their libraries).
+    """
+    decoded = DecodedRecords(next_offset=next_fetch_offset(buf, start))
+    for batch in _batches(buf, start, end):
         try:
-            if codec in (CODEC_NONE, CODEC_GZIP):
-                data, at = buf, records_at
-                if codec == CODEC_GZIP:
-                    data, at = gzip.decompress(buf[records_at:batch_end]), 0
+            if batch.codec in (CODEC_NONE, CODEC_GZIP):
+                data, at = _records_section(buf, batch)
                 _decode_records(
                     data,
                     at,
-                    count=count,
-                    base_offset=base_offset,
+                    count=batch.count,
+                    base_offset=batch.base_offset,
                     start=start,
                     end=end,
                     out=decoded,
                 )
             else:
-                _decode_with_kafka_python(buf[pos:batch_end], start, end, decoded)
+                _decode_with_kafka_python(buf[batch.pos : batch.end], start, end, decoded)
         except (IndexError, OSError, EOFError) as exc:  # OSError, EOFError: bad gzip
-            raise BatchFormatError(f"Corrupt record batch at offset {base_offset}") from exc
-        pos = batch_end
+            raise BatchFormatError(f"Corrupt record batch at offset {batch.base_offset}") from exc
+    return decoded
+
+
+# (data, at, count, base_offset, start, end) -> 3 x n native int64s: offsets, value starts,
+# value lengths (-1: null). The compiled decoder's (inshape_jobs.native.record_spans).
+RecordSpans = Callable[[bytes, int, int, int, int, int], bytes]
+
+
+@dataclass
+class SpanRecords:
+    """As DecodedRecords, with each batch's values left where they are (spans.Segment)."""
+
+    pieces: list[tuple[IntArray, Segment]] = field(default_factory=list)
+    next_offset: int = 0
+
+
+def decode_spans(buf: bytes, start: int, end: int, record_spans: RecordSpans) -> SpanRecords:
+    """decode_batches, but the record sections are walked by record_spans (compiled): no
+    Python object per record."""
+    decoded = SpanRecords(next_offset=next_fetch_offset(buf, start))
+    for batch in _batches(buf, start, end):
+        try:
+            if batch.codec in (CODEC_NONE, CODEC_GZIP):
+                data, at = _records_section(buf, batch)
+                columns = np.frombuffer(
+                    record_spans(data, at, batch.count, batch.base_offset, start, end),
+                    dtype=np.int64,
+                ).reshape(3, -1)
+                piece = (columns[0], Segment(data, columns[1], columns[2]))
+            else:
+                records = DecodedRecords()
+                _decode_with_kafka_python(buf[batch.pos : batch.end], start, end, records)
+                offsets = np.asarray(records.offsets, dtype=np.int64)
+                piece = (offsets, Segment.of_values(records.values))
+        except (ValueError, OSError, EOFError) as exc:  # ValueError: truncated records
+            raise BatchFormatError(f"Corrupt record batch at offset {batch.base_offset}") from exc
+        if len(piece[0]):
+            decoded.pieces.append(piece)
     return decoded
 
 

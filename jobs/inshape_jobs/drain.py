@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,9 +17,17 @@ from kafka.producer import KafkaProducer
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from inshape_api.kafka_security import PLAINTEXT_SECURITY, KafkaSecurity, client_kwargs
-from inshape_jobs.batches import BatchFormatError, decode_batches, next_fetch_offset
+from inshape_jobs import native
+from inshape_jobs.batches import (
+    BatchFormatError,
+    RecordSpans,
+    decode_batches,
+    decode_spans,
+    next_fetch_offset,
+)
 from inshape_jobs.fetch import FetchFallbackError, RawFetcher
-from inshape_jobs.records import RawChunk
+from inshape_jobs.records import Chunk, IntArray, RawChunk
+from inshape_jobs.spans import Segment, SpanChunk
 from inshape_jobs.topics import ensure_topic
 
 log = logging.getLogger(__name__)
@@ -90,9 +98,18 @@ class ReadPaths:
     fallback: str | None = None
 
 
+# One partition's records read in one go: their offsets and values (a list, or a Segment of
+# the fetch buffer when the compiled decoder walks the batches).
+Piece = tuple[int, IntArray, list[bytes | None] | Segment]
+
+
 class TopicReader:
     """Reads one topic on behalf of one consumer group, with partitions assigned manually.
-    The consumer, its commits and the raw fetches all connect as ``security`` says."""
+    The consumer, its commits and the raw fetches all connect as ``security`` says.
+
+    With the compiled decoder installed (and native left on), chunks are SpanChunks: values
+    stay in the fetch buffers for native.NativeParser; otherwise RawChunks of bytes.
+    """
 
     def __init__(
         self,
@@ -101,8 +118,11 @@ class TopicReader:
         group: str,
         stall_timeout: float = 60.0,
         security: KafkaSecurity = PLAINTEXT_SECURITY,
+        *,
+        native_spans: bool = True,
     ) -> None:
         self.bootstrap_servers = bootstrap_servers
+        self._record_spans: RecordSpans | None = native.record_spans() if native_spans else None
         self.topic = topic
         self.group = group
         self.stall_timeout = stall_timeout
@@ -149,7 +169,7 @@ class TopicReader:
             ranges.append(PartitionRange(tp.partition, first_new, start, ends[tp]))
         return Snapshot(self.topic, self.group, tuple(ranges))
 
-    def read(self, snapshot: Snapshot, chunk_records: int) -> Iterator[RawChunk]:
+    def read(self, snapshot: Snapshot, chunk_records: int) -> Iterator[Chunk]:
         """Every record of the snapshot's ranges, in chunks of chunk_records (the last fewer)."""
         positions = {r.partition: r.start for r in snapshot.ranges if r.end > r.start}
         ends = {r.partition: r.end for r in snapshot.ranges if r.end > r.start}
@@ -161,9 +181,9 @@ class TopicReader:
         consumer.assign([TopicPartition(self.topic, p) for p in positions])
         chunker = _Chunker(chunk_records)
         try:
-            for partition, offsets, values in self._read_raw(positions, ends):
-                self.paths.raw_records += len(offsets)
-                yield from chunker.add(partition, offsets, values)
+            for piece in self._read_raw(positions, ends):
+                self.paths.raw_records += len(piece[1])
+                yield from chunker.add(piece)
         except (FetchFallbackError, BatchFormatError) as trouble:
             # positions holds where every partition's delivered records end: the consumer
             # takes over from there and recovers (new leader, retries) the way it always has.
@@ -171,12 +191,11 @@ class TopicReader:
             self.paths.fallback = str(trouble)
             for partition, offsets, values in self._read_consumer(positions, ends):
                 self.paths.consumer_records += len(offsets)
-                yield from chunker.add(partition, offsets, values)
+                payload = values if self._record_spans is None else Segment.of_values(values)
+                yield from chunker.add((partition, np.asarray(offsets, dtype=np.int64), payload))
         yield from chunker.finish()
 
-    def _read_raw(
-        self, positions: dict[int, int], ends: dict[int, int]
-    ) -> Iterator[tuple[int, list[int], list[bytes | None]]]:
+    def _read_raw(self, positions: dict[int, int], ends: dict[int, int]) -> Iterator[Piece]:
         """Raw fetches decoded by batches.decode_batches; the next fetch is in flight while
         this one is decoded. Advances positions as records are handed out."""
         fetcher = RawFetcher(self._consumer, self.topic, CONSUMER_SETTINGS, self.security)
@@ -187,7 +206,7 @@ class TopicReader:
 
     def _fetch_loop(
         self, fetcher: RawFetcher, positions: dict[int, int], ends: dict[int, int]
-    ) -> Iterator[tuple[int, list[int], list[bytes | None]]]:
+    ) -> Iterator[Piece]:
         fetcher.send(positions)
         last_progress = time.monotonic()
         while True:
@@ -202,11 +221,9 @@ class TopicReader:
                 fetcher.send(pending)
             progressed = False
             for f in fetched:
-                decoded = decode_batches(f.records, f.fetch_offset, ends[f.partition])
-                if decoded.offsets:
-                    yield f.partition, decoded.offsets, decoded.values
-                if decoded.next_offset > positions[f.partition]:
-                    positions[f.partition] = decoded.next_offset
+                next_offset = yield from self._decode(f.partition, f.records, f.fetch_offset, ends)
+                if next_offset > positions[f.partition]:
+                    positions[f.partition] = next_offset
                     progressed = True
             if not pending:
                 return
@@ -214,6 +231,21 @@ class TopicReader:
                 last_progress = time.monotonic()
             else:
                 self._check_stall(last_progress, pending)
+
+    def _decode(
+        self, partition: int, records: bytes, fetch_offset: int, ends: dict[int, int]
+    ) -> Generator[Piece, None, int]:
+        """Yields one fetch's records; returns where the partition's next fetch starts."""
+        end = ends[partition]
+        if self._record_spans is not None:
+            spans = decode_spans(records, fetch_offset, end, self._record_spans)
+            for offsets, segment in spans.pieces:
+                yield partition, offsets, segment
+            return spans.next_offset
+        decoded = decode_batches(records, fetch_offset, end)
+        if decoded.offsets:
+            yield partition, np.asarray(decoded.offsets, dtype=np.int64), decoded.values
+        return decoded.next_offset
 
     def _read_consumer(
         self, positions: dict[int, int], ends: dict[int, int]
@@ -271,17 +303,17 @@ class TopicReader:
 
 
 class _Chunker:
-    """Gathers (partition, offsets, values) pieces into RawChunks of exactly chunk_records."""
+    """Gathers pieces into chunks of exactly chunk_records: SpanChunks when every piece is a
+    Segment, else RawChunks."""
 
     def __init__(self, chunk_records: int) -> None:
         self.chunk_records = max(1, chunk_records)
-        self._pieces: list[tuple[int, list[int], list[bytes | None]]] = []
+        self._pieces: list[Piece] = []
         self._count = 0
 
-    def add(
-        self, partition: int, offsets: list[int], values: list[bytes | None]
-    ) -> Iterator[RawChunk]:
-        while offsets:
+    def add(self, piece: Piece) -> Iterator[Chunk]:
+        partition, offsets, values = piece
+        while len(offsets):
             take = self.chunk_records - self._count
             if len(offsets) < take:
                 self._pieces.append((partition, offsets, values))
@@ -292,20 +324,23 @@ class _Chunker:
             offsets, values = offsets[take:], values[take:]
             yield self._emit()
 
-    def finish(self) -> Iterator[RawChunk]:
+    def finish(self) -> Iterator[Chunk]:
         if self._count:
             yield self._emit()
 
-    def _emit(self) -> RawChunk:
+    def _emit(self) -> Chunk:
         pieces, self._pieces, self._count = self._pieces, [], 0
+        partitions = np.concatenate([np.full(len(o), p, dtype=np.int64) for p, o, _ in pieces])
+        offsets = np.concatenate([o for _, o, _ in pieces])
+        segments = [v for _, _, v in pieces if isinstance(v, Segment)]
+        if len(segments) == len(pieces):
+            return SpanChunk(partitions, offsets, tuple(segments))
         values: list[bytes | None] = []
         for _, _, piece_values in pieces:
-            values.extend(piece_values)
-        return RawChunk(
-            partitions=np.concatenate([np.full(len(o), p, dtype=np.int64) for p, o, _ in pieces]),
-            offsets=np.concatenate([np.asarray(o, dtype=np.int64) for _, o, _ in pieces]),
-            values=values,
-        )
+            values.extend(
+                piece_values.values() if isinstance(piece_values, Segment) else piece_values
+            )
+        return RawChunk(partitions=partitions, offsets=offsets, values=values)
 
 
 class DeadLetters:

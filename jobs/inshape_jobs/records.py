@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from itertools import starmap
-from typing import Annotated, Any, cast
+from typing import Annotated, Any, Protocol, cast
 
 import msgspec
 import numpy as np
@@ -52,6 +52,18 @@ class RawChunk:
 
     def __len__(self) -> int:
         return len(self.values)
+
+
+class Chunk(Protocol):
+    """What a parser reads: a RawChunk, or a spans.SpanChunk (values left in their buffers)."""
+
+    @property
+    def partitions(self) -> IntArray: ...
+    @property
+    def offsets(self) -> IntArray: ...
+    @property
+    def values(self) -> list[bytes | None]: ...
+    def __len__(self) -> int: ...
 
 
 @dataclass
@@ -149,7 +161,7 @@ class ChunkParser:
         n = len(schema.features)
         self._pack = struct.Struct(f"={n}d{'q' if schema.classification else 'd'}").pack
 
-    def parse(self, chunk: RawChunk) -> ParsedChunk:
+    def parse(self, chunk: Chunk) -> ParsedChunk:
         """Validate every record of a chunk; keep the good rows in arrival order."""
         schema = self.schema
         n_features = len(schema.features)
@@ -193,16 +205,7 @@ class ChunkParser:
                 kept.extend(block_kept)
         features = features[:filled]
         keep = np.asarray(kept, dtype=np.int64)
-        label_array: npt.NDArray[Any] = labels[:filled]
-        if str_labels:
-            # Mixed int and string classes: all as strings, as np.asarray would make them.
-            label_array = np.asarray(
-                [
-                    str_labels[i] if i in str_labels else str(label)
-                    for i, label in enumerate(label_array.tolist())
-                ],
-                dtype=object,
-            )
+        label_array = with_string_labels(labels[:filled], str_labels)
         # Huge literals such as 1e999 decode to inf; one vectorised pass finds them.
         finite = np.isfinite(features).all(axis=1)
         if not schema.classification:
@@ -271,6 +274,20 @@ class ChunkParser:
                 pieces.append(pack(*row[:n_features], 0))
             kept.append(index)
         return b"".join(pieces), kept
+
+
+def with_string_labels(labels: npt.NDArray[Any], str_labels: Mapping[int, str]) -> npt.NDArray[Any]:
+    """The labels, with the string class labels of some rows in place (those rows hold 0)."""
+    if not str_labels:
+        return labels
+    # Mixed int and string classes: all as strings, as np.asarray would make them.
+    return np.asarray(
+        [
+            str_labels[i] if i in str_labels else str(label)
+            for i, label in enumerate(labels.tolist())
+        ],
+        dtype=object,
+    )
 
 
 def drop_unknown_labels(parsed: ParsedChunk, classes: npt.NDArray[Any]) -> ParsedChunk:

@@ -17,7 +17,7 @@ from typing import Protocol
 from inshape_api.spec import Policy
 from inshape_jobs.drain import Snapshot
 from inshape_jobs.progress import process_age
-from inshape_jobs.records import RawChunk
+from inshape_jobs.records import Chunk
 
 FIRST_FETCH = "first fetch"  # in the line printed as it goes out; bench/job_start.py waits for it
 
@@ -28,7 +28,7 @@ class Reader(Protocol):
     bootstrap_servers: str
 
     def snapshot(self, window: int | None = None) -> Snapshot: ...
-    def read(self, snapshot: Snapshot, chunk_records: int) -> Iterator[RawChunk]: ...
+    def read(self, snapshot: Snapshot, chunk_records: int) -> Iterator[Chunk]: ...
     def commit(self, offsets: dict[int, int], metadata: str) -> None: ...
 
 
@@ -66,7 +66,7 @@ class StartedDrain:
     """A snapshot whose read has begun: its first chunk (if any) is fetched already."""
 
     def __init__(
-        self, snapshot: Snapshot, timers: Timers, chunks: Iterator[RawChunk], started: float
+        self, snapshot: Snapshot, timers: Timers, chunks: Iterator[Chunk], started: float
     ) -> None:
         self.snapshot = snapshot
         self.timers = timers
@@ -75,7 +75,7 @@ class StartedDrain:
         with timers.stage("drain"):
             self._first = next(chunks, None)
 
-    def chunks(self) -> Iterator[RawChunk]:
+    def chunks(self) -> Iterator[Chunk]:
         """Every chunk of the snapshot, the fetched first one included (once only)."""
         first, self._first = self._first, None
         if first is not None:

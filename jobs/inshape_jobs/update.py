@@ -34,12 +34,12 @@ from inshape_jobs.estimators import (
     is_classification,
 )
 from inshape_jobs.evaluate import Score, metric_fits_task, score
+from inshape_jobs.native import make_parser
 from inshape_jobs.plots import update_figure
 from inshape_jobs.progress import Progress
 from inshape_jobs.records import (
-    ChunkParser,
+    Chunk,
     ParsedChunk,
-    RawChunk,
     RecordSchema,
     drop_reread_rejects,
     drop_unknown_labels,
@@ -107,7 +107,7 @@ def _classes_of(champion: Champion | None, policy: Policy) -> npt.NDArray[Any] |
 def drain_and_train(
     policy: Policy,
     snapshot: Snapshot,
-    chunks: Iterator[RawChunk],
+    chunks: Iterator[Chunk],
     *,
     fresh: BaseEstimator,
     champion: Champion | None,
@@ -121,7 +121,8 @@ def drain_and_train(
     spec = policy.spec
     kafka, ev = spec.source.kafka, spec.evaluation
     classification = is_classification(fresh)
-    parser = ChunkParser(
+    # The compiled decoder when installed (native.py logs which): the same rows either way.
+    parser = make_parser(
         RecordSchema(tuple(kafka.features), kafka.label, kafka.maxRecordBytes, classification)
     )
     incremental = spec.model.strategy == "incremental"

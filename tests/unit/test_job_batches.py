@@ -5,12 +5,16 @@ from __future__ import annotations
 import struct
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from kafka.record import MemoryRecords
 from kafka.record.memory_records import MemoryRecordsBuilder
 
+from inshape_jobs import native
 from inshape_jobs.batches import (
     BatchFormatError,
     decode_batches,
+    decode_spans,
     next_fetch_offset,
 )
 
@@ -189,3 +193,71 @@ def test_old_message_format_is_refused() -> None:
         decode_batches(buf, *ALL)
     with pytest.raises(BatchFormatError):
         next_fetch_offset(buf, 0)
+
+
+# --- the compiled walker (inshape_fastdecode.record_spans) gives the same records -----------
+
+
+def spans(buf: bytes, start: int, end: int) -> tuple[list[int], list[bytes | None], int]:
+    record_spans = native.record_spans()
+    assert record_spans is not None, "make setup builds jobs/native/inshape_fastdecode"
+    decoded = decode_spans(buf, start, end, record_spans)
+    offsets: list[int] = []
+    values: list[bytes | None] = []
+    for piece_offsets, segment in decoded.pieces:
+        offsets.extend(piece_offsets.tolist())
+        values.extend(segment.values())
+    return offsets, values, decoded.next_offset
+
+
+SPAN_CASES = {
+    "plain": batch([b"a", b"bb", b"", None, b"x" * 300]),
+    "keys-headers": batch([b"v%d" % i for i in range(50)], keys=True, headers=True),
+    "gzip": batch([b"z" * i for i in range(100)], codec=GZIP),
+    "long-varints": batch([b"y" * 70_000] + [b"%d" % i for i in range(9000)], base=10),
+    "multi": batch([b"1", b"2"], base=5) + batch([b"3"], base=7) + batch([b"4", b"5"], base=8),
+    "control": with_attributes(batch([b"c"], base=0), 0x20) + batch([b"d"], base=1),
+    "compacted": with_last_offset_delta(batch([b"a", b"b", b"c"], offsets=[0, 4, 9]), 12),
+    "truncated": batch([b"1"] * 10) + batch([b"2"] * 10, base=10)[:-5],
+}
+
+
+@pytest.mark.parametrize("name", SPAN_CASES)
+@pytest.mark.parametrize("bounds", [ALL, (1, 9), (4, 5), (10, 11)])
+def test_compiled_walker_matches_the_python_one(name: str, bounds: tuple[int, int]) -> None:
+    buf = SPAN_CASES[name]
+    reference = decode_batches(buf, *bounds)
+    assert spans(buf, *bounds) == (reference.offsets, reference.values, reference.next_offset)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    values=st.lists(st.binary(max_size=300) | st.none(), min_size=1, max_size=30),
+    keys=st.booleans(),
+    headers=st.booleans(),
+    start=st.integers(0, 40),
+    width=st.integers(0, 40),
+)
+def test_compiled_walker_on_generated_batches(
+    values: list[bytes | None], keys: bool, headers: bool, start: int, width: int
+) -> None:
+    buf = batch(values, base=3, keys=keys, headers=headers)
+    reference = decode_batches(buf, start, start + width)
+    assert spans(buf, start, start + width) == (
+        reference.offsets,
+        reference.values,
+        reference.next_offset,
+    )
+    assert reference.offsets == kafka_python(buf)[0][max(0, start - 3) : max(0, start + width - 3)]
+
+
+def test_compiled_walker_refuses_a_truncated_record() -> None:
+    buf = batch([b"x" * 100])
+    with pytest.raises(BatchFormatError):
+        spans(_shorten(buf), 0, 10)
+
+
+def _shorten(buf: bytes) -> bytes:
+    """The batch with its record section cut, the batch length still covering it."""
+    cut = buf[:70]
+    return cut[:8] + struct.pack(">i", len(cut) - 12) + cut[12:]

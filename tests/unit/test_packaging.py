@@ -77,7 +77,12 @@ def dockerfile_sources() -> set[str]:
 
 
 def test_the_image_copies_the_product_folders_and_no_harness() -> None:
-    assert dockerfile_sources() == {"pyproject.toml", "README.md", *PRODUCT.values()}
+    assert dockerfile_sources() == {
+        "pyproject.toml",
+        "README.md",
+        *PRODUCT.values(),
+        *images.BUILT_DIRS,
+    }
     text = (ROOT / "Dockerfile").read_text()
     assert not re.search(r"^(COPY|ADD)\b.*\b(hack|tests|bench|charts)\b", text, re.MULTILINE)
 
@@ -94,4 +99,65 @@ def test_the_image_hash_covers_what_the_dockerfile_copies() -> None:
     """The cached image is rebuilt when any copied folder or file changes."""
     copied = dockerfile_sources()
     assert set(images.SOURCE_DIRS) == copied & set(PRODUCT.values())
-    assert copied - set(images.SOURCE_DIRS) <= set(images.ROOT_INPUTS)
+    assert copied - set(images.SOURCE_DIRS) <= {*images.ROOT_INPUTS, *images.BUILT_DIRS}
+
+
+def test_the_native_wheel_folder_is_committed_so_a_plain_build_has_it() -> None:
+    """`COPY .build/native/` needs the folder even where no wheel was built (docker build .)."""
+    done = subprocess.run(
+        ["git", "-C", str(ROOT), "ls-files", "--error-unmatch", ".build/native/README.md"],
+        capture_output=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    ignored = subprocess.run(
+        ["git", "-C", str(ROOT), "check-ignore", "-q", ".build/native/x.whl"], check=False
+    )
+    assert ignored.returncode == 0, "built wheels stay out of git"
+
+
+def test_the_image_installs_a_native_wheel_only_when_there_is_one() -> None:
+    text = (ROOT / "Dockerfile").read_text()
+    step = text[text.index("source=/native") :]
+    assert '[ -f "$w" ] || continue' in step  # no wheel: the glob stays literal, skipped
+    assert "|| echo" in step  # a wheel for another glibc: msgspec, not a failed build
+
+
+def copy_tree(into: Path) -> None:
+    for name in (*images.ROOT_INPUTS, "api/a.py", "jobs/native/crate/src/lib.rs"):
+        (into / name).parent.mkdir(parents=True, exist_ok=True)
+        (into / name).write_text(name)
+
+
+def test_the_image_hash_follows_the_native_source_and_wheel_not_cargo_output(
+    tmp_path: Path,
+) -> None:
+    copy_tree(tmp_path)
+    first = images.input_hash(tmp_path, "base")
+    target = tmp_path / "jobs/native/crate/target/release/big.so"
+    target.parent.mkdir(parents=True)
+    target.write_text("cargo output")
+    assert images.input_hash(tmp_path, "base") == first
+    (tmp_path / "jobs/native/crate/src/lib.rs").write_text("changed")
+    second = images.input_hash(tmp_path, "base")
+    assert second != first
+    (tmp_path / ".build/native").mkdir(parents=True)
+    (tmp_path / ".build/native/w.whl").write_bytes(b"wheel")
+    assert images.input_hash(tmp_path, "base") != second
+
+
+def test_the_native_wheel_is_cached_by_the_crate_sources(tmp_path: Path) -> None:
+    from inshape_hack import native_wheel
+
+    crate = tmp_path / "crate"
+    for name in (*native_wheel.CRATE_INPUTS, "src/lib.rs"):
+        (crate / name).parent.mkdir(parents=True, exist_ok=True)
+        (crate / name).write_text(name)
+    first = native_wheel.source_hash(crate)
+    (crate / "target").mkdir()
+    (crate / "target" / "out").write_text("x")
+    assert native_wheel.source_hash(crate) == first
+    (crate / "src" / "json.rs").write_text("fn f() {}")
+    assert native_wheel.source_hash(crate) != first
+    real = ROOT / native_wheel.CRATE
+    assert {p.name for p in native_wheel.crate_files(real)} >= {"Cargo.lock", "lib.rs"}
