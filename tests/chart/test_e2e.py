@@ -133,7 +133,10 @@ def test_helm_install_promotes_and_the_new_serving_pod_answers_through_its_servi
     job = scenario.json_of(kubectl, "modelupdatepolicy", scenario.POLICY)["status"]["lastRun"][
         "job"
     ]
-    assert "Decision:" in kubectl("logs", f"job/{job}")  # `kubectl logs job/...` shows the run
+    job_log = kubectl("logs", f"job/{job}")
+    assert "Decision:" in job_log  # `kubectl logs job/...` shows the run
+    # The project's image carries the compiled record decoder, and the Job uses it.
+    assert "Record decoder: compiled" in job_log, job_log[-2000:]
 
     rows, labels = scenario.digits_rows(20)
     service = f"http://{scenario.SERVING}.{namespace}.svc.cluster.local:8080"
