@@ -258,6 +258,39 @@ def test_every_float_is_rounded_as_msgspec_rounds_it(value: float) -> None:
     check(REGRESSOR, [record])
 
 
+@st.composite
+def decimal_texts(draw: st.DrawFn) -> str:
+    """Number literals around the compiled decoder's exact fast path: digit strings up to 21
+    long (2^53 and the u64 limit inside), a point anywhere, powers of ten around 22."""
+    mantissa = draw(
+        st.integers(0, 10**21)
+        | st.sampled_from([2**53 - 1, 2**53, 2**53 + 1, 10**19 - 1, 10**19, 2**64 - 1, 2**64])
+    )
+    text = str(mantissa).zfill(draw(st.integers(1, 22)))
+    point = draw(st.integers(0, len(text)))
+    if 0 < point < len(text) or draw(st.booleans()):
+        text = f"{text[:point] or '0'}.{text[point:] or '0'}"
+    if draw(st.booleans()):
+        text += draw(st.sampled_from(["e", "E", "e+", "e-", "E-"])) + str(draw(st.integers(0, 40)))
+    text = text.lstrip("0") or "0"
+    if text[0] in ".eE":
+        text = "0" + text
+    return ("-" if draw(st.booleans()) else "") + text
+
+
+@SETTINGS
+@example(text="9007199254740993")  # 2^53 + 1: past the exact path
+@example(text="9007199254740992.0e-22")
+@example(text="1e22")
+@example(text="1e23")
+@example(text="-0.0")
+@example(text="-0")
+@given(text=decimal_texts())
+def test_short_decimals_are_rounded_as_msgspec_rounds_them(text: str) -> None:
+    record = f'{{"a": {text}, "b\u00e9": 0, "q/x": 0, "": 0, "y": {text}}}'.encode()
+    check(REGRESSOR, [record])
+
+
 def test_a_digits_record_decodes_to_its_numbers() -> None:
     features = tuple(f"px{i}" for i in range(64))
     schema = RecordSchema(features, "label", 65_536, True)

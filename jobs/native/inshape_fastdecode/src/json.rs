@@ -443,8 +443,11 @@ impl<'a> Cursor<'a> {
     #[inline]
     fn double(&mut self) -> Scan<(f64, bool)> {
         let (start, is_int) = self.number()?;
-        let parsed: f64 =
-            fast_float2::parse(&self.data[start..self.pos]).map_err(|_| Stop::Invalid)?;
+        let text = &self.data[start..self.pos];
+        let parsed: f64 = match exact_decimal(text) {
+            Some(value) => value,
+            None => fast_float2::parse(text).map_err(|_| Stop::Invalid)?,
+        };
         Ok((if is_int && parsed == 0.0 { 0.0 } else { parsed }, is_int))
     }
 
@@ -621,4 +624,61 @@ fn unescape(raw: &[u8], out: &mut Vec<u8>) -> Scan<()> {
         out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
     }
     Ok(())
+}
+
+/// Powers of ten a double holds exactly (10^22 is the last).
+const EXACT_POWERS_OF_TEN: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
+
+/// Clinger's fast path, for a number `number()` has already checked: when its digits make an
+/// integer of at most 2^53 and its power of ten is at most 22, both are exact doubles, so one
+/// IEEE multiply or divide rounds the value correctly. Records' numbers are mostly such short
+/// decimals (`13.0`); anything else is None and goes to the full parser.
+#[inline(always)]
+fn exact_decimal(text: &[u8]) -> Option<f64> {
+    let (negative, rest) = match text.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, text),
+    };
+    let mut mantissa: u64 = 0;
+    let mut digits = 0u32;
+    let mut exponent: i32 = 0;
+    let mut in_fraction = false;
+    let mut at = 0;
+    while let Some(&byte) = rest.get(at) {
+        match byte {
+            b'0'..=b'9' => {
+                if digits == 19 {
+                    return None; // the next digit could overflow a u64
+                }
+                mantissa = mantissa * 10 + u64::from(byte - b'0');
+                digits += 1;
+                exponent -= i32::from(in_fraction);
+            }
+            b'.' => in_fraction = true,
+            _ => break,
+        }
+        at += 1;
+    }
+    if let Some(b'e' | b'E') = rest.get(at) {
+        let (sign, power) = match rest.get(at + 1) {
+            Some(b'-') => (-1, &rest[at + 2..]),
+            Some(b'+') => (1, &rest[at + 2..]),
+            _ => (1, &rest[at + 1..]),
+        };
+        if power.len() > 3 {
+            return None;
+        }
+        let written = power.iter().fold(0i32, |acc, d| acc * 10 + i32::from(d - b'0'));
+        exponent += sign * written;
+    }
+    if mantissa > 1u64 << 53 || exponent.unsigned_abs() > 22 {
+        return None;
+    }
+    let magnitude = mantissa as f64; // exact: at most 2^53
+    let power = EXACT_POWERS_OF_TEN[exponent.unsigned_abs() as usize];
+    let value = if exponent >= 0 { magnitude * power } else { magnitude / power };
+    Some(if negative { -value } else { value })
 }
