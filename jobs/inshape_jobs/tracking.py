@@ -52,7 +52,7 @@ REFUSED_CODES = frozenset({"UNAUTHENTICATED", "PERMISSION_DENIED"})
 REFUSED_STATUSES = frozenset({401, 403})
 RESULT_ARTIFACT = "result.json"
 MODEL_PATH = "model"  # the model's folder in the run's artifacts
-REGISTRATION_TIMEOUT = 300.0  # seconds, as mlflow.register_model waits by default
+REGISTRATION_TIMEOUT = 300  # seconds, as mlflow.register_model waits by default
 
 
 class KafkaOffsetsSource(DatasetSource):
@@ -315,7 +315,8 @@ class Tracker:
                 source,
                 run_id=run.run_id,
                 tags=tags,
-                await_creation_for=0,  # awaited below, only if still pending
+                # MLflow waits only while a registry that copies the files says pending.
+                await_creation_for=REGISTRATION_TIMEOUT,
                 model_id=model_id,
             )
 
@@ -330,18 +331,6 @@ class Tracker:
                 if again.error_code != "RESOURCE_ALREADY_EXISTS":
                     raise
             mv = create()
-        return self._ready(mv)
-
-    def _ready(self, mv: ModelVersion) -> ModelVersion:
-        """A registry that copies the files first answers PENDING_REGISTRATION: wait."""
-        deadline = time.monotonic() + REGISTRATION_TIMEOUT
-        while mv.status == "PENDING_REGISTRATION":
-            if time.monotonic() > deadline:
-                raise MlflowException(f"Version {mv.version} of {mv.name} is still pending")
-            time.sleep(1)
-            mv = self.client.get_model_version(mv.name, mv.version)
-        if mv.status != "READY":
-            raise MlflowException(f"Version {mv.version} of {mv.name}: {mv.status}")
         return mv
 
     def move_champion(self, version: str, compared_with: str | None) -> bool:
