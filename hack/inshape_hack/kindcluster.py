@@ -24,6 +24,7 @@ from pytest_kind import KindCluster
 
 from inshape_hack import gotools, netpolicy, nodeimage, rootfs
 from inshape_hack.docker import DockerEndpoint, docker_cli, ensure_docker, pull
+from inshape_hack.kubectl import KubectlRunner
 from inshape_hack.paths import REPO_ROOT, cache_dir, run_dir
 
 # The published node image for the kind release we pin, used where a registry answers. Any
@@ -194,20 +195,9 @@ def enforce_network_policies(tooling: KindTooling, name: str, kubeconfig: Path) 
     the image is loaded once, the manifest applied again changes nothing)."""
     image = netpolicy.ensure_image(tooling.docker)
     load_image(tooling, image, name)
-    kubectl = [str(tooling.kubectl), "--kubeconfig", str(kubeconfig)]
-    subprocess.run(
-        [*kubectl, "apply", "-f", "-"],
-        input=netpolicy.manifest(image),
-        text=True,
-        check=True,
-        capture_output=True,
-    )
-    subprocess.run(
-        [*kubectl, "-n", netpolicy.NAMESPACE, "rollout", "status", netpolicy.DAEMONSET,
-         "--timeout=180s"],
-        check=True,
-        capture_output=True,
-    )  # fmt: skip
+    kubectl = KubectlRunner(tooling.kubectl, kubeconfig, netpolicy.NAMESPACE)
+    kubectl("apply", "-f", "-", stdin=netpolicy.manifest(image))
+    kubectl("rollout", "status", netpolicy.DAEMONSET, "--timeout=180s")
 
 
 def write_kubeconfig(tooling: KindTooling, name: str, path: Path) -> None:
