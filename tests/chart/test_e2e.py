@@ -133,8 +133,15 @@ def test_helm_install_promotes_and_the_new_serving_pod_answers_through_its_servi
     job = scenario.json_of(kubectl, "modelupdatepolicy", scenario.POLICY)["status"]["lastRun"][
         "job"
     ]
-    job_log = kubectl("logs", f"job/{job}")
-    assert "Decision:" in job_log  # `kubectl logs job/...` shows the run
+    # The run is in the log of the Job's pod that succeeded: `kubectl logs job/...` may pick
+    # an earlier pod the Job retried (a retry is how a Job rides out a transient failure).
+    pods = scenario.json_of(kubectl, "pods", "-l", f"job-name={job}")["items"]
+    succeeded = [p["metadata"]["name"] for p in pods if p["status"].get("phase") == "Succeeded"]
+    assert len(succeeded) == 1, [(p["metadata"]["name"], p["status"].get("phase")) for p in pods]
+    if len(pods) > 1:  # say why a pod was retried: a transient failure worth knowing about
+        print(kubectl("logs", "-l", f"job-name={job}", "--prefix", "--tail=-1", check=False))
+    job_log = kubectl("logs", succeeded[0])
+    assert "Decision:" in job_log, job_log[-2000:]
     # The project's image carries the compiled record decoder, and the Job uses it.
     assert "Record decoder: compiled" in job_log, job_log[-2000:]
 
